@@ -1,0 +1,60 @@
+# meshops.sidecarset developer commands. Everything runs from a fresh checkout:
+# `make test` builds the whole environment first (venv, kubernetes.core, local control plane).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup test unit sanity lint integration molecule bench demo demo-offline cluster-up cluster-down clean
+
+help:
+	@echo "make demo   - show the collection working (see README)"
+	@echo "make test   - set up everything and run the whole test suite (what CI runs)"
+	@echo "make setup | unit | sanity | lint | integration | molecule | bench | cluster-up | cluster-down | clean"
+
+setup:
+	@tools/setup.sh
+
+unit: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+sanity: setup
+	tools/sanity.sh
+
+lint: setup
+	$(VENV)/bin/ansible-lint --offline -q
+
+cluster-up: setup
+	tools/cluster/up.sh
+
+cluster-down:
+	tools/cluster/down.sh
+
+integration: setup cluster-up
+	$(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+molecule: setup cluster-up
+	tools/molecule.sh
+
+# The whole suite. Static checks first (fast failures), then the cluster, then every pytest
+# test in one run so its closing line counts them all.
+test: setup
+	tools/sanity.sh
+	$(VENV)/bin/ansible-lint --offline -q
+	tools/cluster/up.sh
+	@if [ -x tools/molecule.sh ]; then tools/molecule.sh; fi
+	$(PY) -m pytest -p no:cacheprovider -q -rs tests/unit tests/integration
+
+bench: setup
+	tools/bench/run.sh
+
+demo: setup
+	tools/demo.sh
+
+demo-offline: setup
+	tools/demo-offline.sh
+
+clean: cluster-down
+	rm -rf $(VENV) .collections .cluster out .pytest_cache

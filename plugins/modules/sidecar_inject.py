@@ -1,0 +1,298 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) meshops.sidecarset contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: sidecar_inject
+short_description: Inject OpenKruise SidecarSet sidecars into workload manifests
+version_added: 0.1.0
+author:
+  - meshops.sidecarset contributors
+description:
+  - Renders the sidecar containers of one or more OpenKruise SidecarSets into the pod templates of
+    workload manifests, exactly as Kruise's pod webhook would inject them into pods, without Kruise.
+  - SidecarSets are taken verbatim from Kruise YAML (C(apps.kruise.io/v1alpha1) or C(v1beta1)) or
+    given as dictionaries; Kruise's defaults and validation are applied, plus checks Kruise lacks
+    (HotUpgrade needs O(sidecarsets[].spec.containers[].upgradeStrategy.hotUpgradeEmptyImage), no HotUpgrade
+    on plain init containers, no C(N-1)/C(N-2) name clash, unknown container keys).
+  - A HotUpgrade sidecar C(N) becomes C(N-1) (working, real image) and C(N-2) (standby, empty image),
+    both with C(SIDECARSET_VERSION) and C(SIDECARSET_VERSION_ALT) read through the downward API.
+  - Offline mode works on files. Manifests come from O(src) (a file or a folder) or O(manifests)
+    (inline); Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod, C(List) and
+    multi-document YAML are understood, other kinds are passed through unchanged.
+  - Injecting twice gives the same result; injecting a changed SidecarSet updates what it injected
+    earlier and nothing else.
+options:
+  sidecarsets:
+    description:
+      - SidecarSets to inject. Each item is a path to a YAML file (one or more documents), a folder of
+        such files, or a SidecarSet as a dictionary.
+      - When several SidecarSets match one pod they are applied in order of their names.
+    type: list
+    elements: raw
+    required: true
+    aliases: [sidecarset]
+  src:
+    description:
+      - A manifest file or a folder of manifests (C(*.yaml), C(*.yml), C(*.json), searched recursively).
+      - Mutually exclusive with O(manifests).
+    type: path
+  manifests:
+    description:
+      - Inline manifests, as a list of dictionaries or as one YAML string (multi-document allowed).
+      - Mutually exclusive with O(src).
+    type: raw
+  dest:
+    description:
+      - Where to write the injected manifests. With a folder O(src), a folder that receives the same
+        relative file names; with a single file, a file path (or an existing folder, or a path ending in C(/)).
+      - Writing is atomic and all-or-nothing; on any error no destination file is created or changed.
+      - When omitted, nothing is written and the documents are returned in RV(documents).
+    type: path
+  namespace_labels:
+    description:
+      - Labels of the namespaces, used for SidecarSet C(namespaceSelector) offline, as
+        C({namespace: {label: value}}). A namespace not listed has only the label
+        C(kubernetes.io/metadata.name) set to its name, as the API server sets it.
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    support: full
+    details: Renders everything and reports what would change; writes nothing.
+  diff_mode:
+    support: full
+    details: Shows the text of each changed file before and after.
+  idempotent:
+    support: full
+notes:
+  - Kubernetes forbids adding containers to a running pod, so injection always works on pod templates
+    (or pod manifests before they are created); the workload's controller then recreates its pods.
+requirements:
+  - python >= 3.11
+  - PyYAML
+seealso:
+  - module: meshops.sidecarset.sidecar_upgrade
+  - plugin: meshops.sidecarset.version_pair_env
+    plugin_type: filter
+"""
+
+EXAMPLES = r"""
+- name: Inject the MOSN SidecarSet into every manifest of a folder
+  meshops.sidecarset.sidecar_inject:
+    sidecarsets:
+      - examples/sidecarsets/mosn.yaml
+    src: examples/manifests
+    dest: out/
+
+- name: Preview the injection of an inline SidecarSet into an inline Deployment
+  meshops.sidecarset.sidecar_inject:
+    sidecarsets:
+      - metadata:
+          name: log-agent
+        spec:
+          selector:
+            matchLabels:
+              app: web
+          containers:
+            - name: log-agent
+              image: fluent/fluent-bit:3.0
+    manifests:
+      - apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: web
+        spec:
+          selector:
+            matchLabels:
+              app: web
+          template:
+            metadata:
+              labels:
+                app: web
+            spec:
+              containers:
+                - name: web
+                  image: nginx:1.25
+  register: preview
+
+- name: A SidecarSet with a namespaceSelector, injected offline
+  meshops.sidecarset.sidecar_inject:
+    sidecarsets: [sidecarsets/envoy.yaml]
+    src: manifests/
+    dest: rendered/
+    namespace_labels:
+      shop:
+        mesh: enabled
+"""
+
+RETURN = r"""
+changed:
+  description: Whether a document was (or, in check mode, would be) injected into and a file written.
+  returned: always
+  type: bool
+results:
+  description: One entry per manifest document.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    source:
+      description: The file the document came from, or C(inline).
+      type: str
+    document:
+      description: Index of the document in its file (C(List) items count as documents).
+      type: int
+    kind:
+      description: The document's kind.
+      type: str
+    name:
+      description: The document's C(metadata.name).
+      type: str
+    namespace:
+      description: The document's namespace (C(default) when unset).
+      type: str
+    status:
+      description: C(injected), C(unchanged) (already carries the current injection) or C(skipped).
+      type: str
+    reason:
+      description: Why a document was skipped or what was injected.
+      type: str
+  sample:
+    - source: examples/manifests/test-app.yaml
+      document: 0
+      kind: Deployment
+      name: test-app
+      namespace: default
+      status: injected
+      reason: "injected SidecarSets: mosn"
+documents:
+  description: The documents after injection, when O(dest) is not set.
+  returned: when dest is not set
+  type: list
+  elements: dict
+files:
+  description: Files written (or, in check mode, that would be written).
+  returned: when dest is set
+  type: list
+  elements: str
+  sample: [out/test-app.yaml]
+sidecarsets:
+  description: Names of the SidecarSets loaded, with their C(kruise.io/sidecarset-hash).
+  returned: always
+  type: dict
+  sample: {"mosn": "2v7vv4w4..."}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError, SidecarSetError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.offline import (
+    collect_sources,
+    files_needing_write,
+    plan_destinations,
+    read_text,
+    render,
+    write_atomically,
+)
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import get_hash, load_sidecarsets, sidecarset_name
+
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:
+    HAS_YAML = False
+
+
+def argument_spec():
+    """The module's options."""
+    return dict(
+        sidecarsets=dict(type="list", elements="raw", required=True, aliases=["sidecarset"]),
+        src=dict(type="path"),
+        manifests=dict(type="raw"),
+        dest=dict(type="path"),
+        namespace_labels=dict(type="dict", default={}),
+    )
+
+
+def inline_sources(manifests):
+    """Turn the ``manifests`` option into one ``(label, name, text)`` source."""
+    if isinstance(manifests, str):
+        text = manifests
+    elif isinstance(manifests, dict):
+        text = yaml.safe_dump(manifests, sort_keys=False)
+    elif isinstance(manifests, list):
+        text = yaml.safe_dump_all(manifests, sort_keys=False)
+    else:
+        raise ManifestError("manifests must be a list of documents or a YAML string", source="inline")
+    return [("inline", "inline.yaml", text)]
+
+
+def run(module):
+    """Load, render, then write (or return) the manifests."""
+    params = module.params
+    sidecarsets = load_sidecarsets(params["sidecarsets"])
+    if params["src"]:
+        files = collect_sources(params["src"])
+        sources = [(path, rel, read_text(path)) for path, rel in files]
+    else:
+        sources = inline_sources(params["manifests"])
+    outputs, results = render(sources, sidecarsets, namespace_labels=params["namespace_labels"])
+    result = dict(
+        changed=False,
+        results=results,
+        sidecarsets={sidecarset_name(ss): get_hash(ss) for ss in sidecarsets},
+    )
+    if params["dest"]:
+        src_is_dir = bool(params["src"]) and os.path.isdir(params["src"])
+        files = plan_destinations(outputs, src_is_dir, params["dest"])
+        pending = files_needing_write(files)
+        result["files"] = [path for path, dummy in pending]
+        result["changed"] = bool(pending)
+        if module._diff:
+            result["diff"] = [
+                dict(before_header=path, after_header=path, before=read_text(path) if os.path.isfile(path) else "", after=text)
+                for path, text in pending
+            ]
+        if pending and not module.check_mode:
+            write_atomically(pending)
+    else:
+        documents = []
+        for out in outputs:
+            documents.extend(yaml.safe_load_all(out["after"]))
+        result["documents"] = [doc for doc in documents if doc is not None]
+        result["changed"] = any(out["changed"] for out in outputs)
+        if module._diff:
+            result["diff"] = [
+                dict(before_header=out["source"], after_header=out["source"], before=out["before"], after=out["after"])
+                for out in outputs if out["changed"]
+            ]
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        mutually_exclusive=[("src", "manifests")],
+        required_one_of=[("src", "manifests")],
+    )
+    if not HAS_YAML:
+        module.fail_json(msg="PyYAML is required: pip install PyYAML")
+    try:
+        result = run(module)
+    except (SidecarSetError, ManifestError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
