@@ -1,0 +1,103 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) meshops.sidecarset contributors
+# Apache License 2.0 (see LICENSE)
+"""Exceptions raised by the pure SidecarSet engine (loading, validation, injection, manifests).
+
+``SidecarSetError`` carries the SidecarSet name (or ``None``), the source file (or ``None``), an optional
+document index, and a list of ``(field_path, message)`` pairs; ``str()`` renders one line per error::
+
+    SidecarSet 'mosn' (examples/sidecarsets/mosn.yaml): spec.containers[0].lifecycle.postStar: unknown field
+
+``ManifestError`` names the manifest file, the document index (0-based, rendered ``document[N]``), the line
+(1-based) when known, and the field path.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+def _normalise_errors(errors):
+    if errors is None:
+        return []
+    if isinstance(errors, str):
+        return [("", errors)]
+    out = []
+    for item in errors:
+        if isinstance(item, (tuple, list)) and len(item) == 2:
+            out.append((item[0] or "", str(item[1])))
+        else:
+            out.append(("", str(item)))
+    return out
+
+
+class SidecarSetError(Exception):
+    """One or more problems with a SidecarSet (or with injecting it).
+
+    ``errors`` is a list of ``(field_path, message)``; a plain string is accepted as a single error
+    without a path.
+    """
+
+    def __init__(self, errors, sidecarset=None, source=None, document=None):
+        self.errors = _normalise_errors(errors)
+        self.sidecarset = sidecarset
+        self.source = source
+        self.document = document
+        super(SidecarSetError, self).__init__(self.__str__())
+
+    def prefix(self):
+        """Return ``SidecarSet 'name' (source, document[N])`` without the trailing colon."""
+        text = "SidecarSet"
+        if self.sidecarset:
+            text += " '%s'" % self.sidecarset
+        where = []
+        if self.source:
+            where.append(str(self.source))
+        if self.document is not None:
+            where.append("document[%s]" % self.document)
+        if where:
+            text += " (%s)" % ", ".join(where)
+        return text
+
+    def __str__(self):
+        head = self.prefix()
+        if not self.errors:
+            return head + ": invalid"
+        lines = []
+        for path, message in self.errors:
+            if path:
+                lines.append("%s: %s: %s" % (head, path, message))
+            else:
+                lines.append("%s: %s" % (head, message))
+        return "\n".join(lines)
+
+    def messages(self):
+        """Return the errors as ``["path: message", ...]``."""
+        return [("%s: %s" % (p, m)) if p else m for p, m in self.errors]
+
+
+class ManifestError(Exception):
+    """A problem with one document of a manifest file."""
+
+    def __init__(self, message, source=None, document=None, field=None, line=None):
+        self.message = str(message)
+        self.source = source
+        self.document = document
+        self.field = field
+        self.line = line
+        super(ManifestError, self).__init__(self.__str__())
+
+    def __str__(self):
+        text = "manifest"
+        where = []
+        if self.source:
+            where.append(str(self.source))
+        if self.document is not None:
+            where.append("document[%s]" % self.document)
+        if self.line is not None:
+            where.append("line %s" % self.line)
+        if where:
+            text += " (%s)" % ", ".join(where)
+        if self.field:
+            text += ": %s" % self.field
+        return "%s: %s" % (text, self.message)
