@@ -9,8 +9,22 @@ BIN="$CACHE/bin"
 LOG="$CACHE/build.log"
 mkdir -p "$CACHE" "$BIN"
 
-if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ]; then
+# Bump when the way the binaries are built changes: cached binaries without this stamp are rebuilt.
+BUILD_ID="k8s-1.20.2+reflect2-1.0.2"
+built() { [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ] && [ "$(cat "$BIN/.build-id" 2>/dev/null)" = "$BUILD_ID" ]; }
+have_runtime() { command -v etcd >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 && command -v curl >/dev/null 2>&1; }
+if built && have_runtime; then
   echo "cluster-build: binaries already built in $BIN"
+  exit 0
+fi
+
+# One build at a time (make cluster-up from two shells, or pytest workers).
+if [ -z "${MESHOPS_BUILD_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
+  export MESHOPS_BUILD_LOCKED=1
+  exec flock "$CACHE/.build.lock" "$0" "$@"
+fi
+if built && have_runtime; then
+  echo "cluster-build: binaries already built in $BIN (by a concurrent build)"
   exit 0
 fi
 
@@ -47,6 +61,8 @@ dpkg -s rsync >/dev/null 2>&1 || need+=(rsync)
 dpkg -s jq >/dev/null 2>&1 || need+=(jq)
 dpkg -s etcd-server >/dev/null 2>&1 || need+=(etcd-server)
 dpkg -s openssl >/dev/null 2>&1 || need+=(openssl)
+dpkg -s curl >/dev/null 2>&1 || need+=(curl)
+dpkg -s golang-github-modern-go-reflect2-dev >/dev/null 2>&1 || need+=(golang-github-modern-go-reflect2-dev)
 if [ "${#need[@]}" -gt 0 ] || [ -n "${APT_UPDATE:-}" ]; then
   echo "cluster-build: apt-get install ${need[*]:-(update only)}"
   $SUDO apt-get update -qq >"$LOG" 2>&1 || fail "apt-get update"
@@ -63,6 +79,13 @@ export PATH="$GO_BIN_DIR:$PATH"
 
 SRC="$CACHE/src"
 TREE="$SRC/kubernetes-1.20.2"
+if built; then
+  echo "cluster-build: binaries already built in $BIN"
+  exit 0
+fi
+if [ "$(cat "$BIN/.build-id" 2>/dev/null)" != "$BUILD_ID" ]; then
+  rm -f "$BIN/kube-apiserver" "$BIN/kube-controller-manager" "$BIN/.build-id"
+fi
 if [ ! -d "$TREE" ]; then
   mkdir -p "$SRC"
   echo "cluster-build: downloading Debian source package kubernetes"
@@ -70,6 +93,16 @@ if [ ! -d "$TREE" ]; then
   tarball="$(ls "$SRC"/kubernetes_*.orig.tar.gz | head -n1)"
   (cd "$SRC" && tar xzf "$tarball") || fail "extract $tarball"
 fi
+
+# The vendored github.com/modern-go/reflect2 v1.0.1 breaks under Go >= 1.18: built with Go 1.19 the
+# apiserver panics (nil pointer in reflect2.(*frozenConfig).Type2, from json-iterator decoding a map)
+# on e.g. POST /api/v1/nodes. Use Debian's reflect2 1.0.2 sources instead.
+R2_SRC="$(dpkg -L golang-github-modern-go-reflect2-dev | grep -m1 '/github.com/modern-go/reflect2$')"
+[ -n "$R2_SRC" ] && [ -f "$R2_SRC/reflect2.go" ] || fail "reflect2 sources not found in golang-github-modern-go-reflect2-dev"
+rm -rf "$TREE/vendor/github.com/modern-go/reflect2"
+mkdir -p "$TREE/vendor/github.com/modern-go/reflect2"
+cp -r "$R2_SRC/." "$TREE/vendor/github.com/modern-go/reflect2/"
+rm -rf "$TREE/vendor/github.com/modern-go/reflect2/"*_test.go "$TREE/vendor/github.com/modern-go/reflect2/test"*
 
 export KUBE_GIT_VERSION=v1.20.2 KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR=20
 cd "$TREE"
@@ -82,6 +115,8 @@ for what in kube-apiserver kube-controller-manager; do
     echo "cluster-build: $what built in $(( $(date +%s) - start )) s"
   fi
 done
-# The build tree is 1.5 GB; keep only the binaries.
-rm -rf "$TREE/_output" 
+echo "$BUILD_ID" >"$BIN/.build-id"
+# The build tree is 1.5 GB (+350 MB of sources); keep only the binaries and the source tarball.
+cd "$CACHE"
+rm -rf "$TREE"
 "$BIN/kube-apiserver" --version

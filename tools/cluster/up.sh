@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Start the local control plane for the integration tests (docs/local-control-plane.md):
+# etcd + kube-apiserver v1.20.2 + kube-controller-manager + the node simulator (tools/nodesim),
+# all on 127.0.0.1, detached (setsid/nohup), pids and logs in .cluster/, admin kubeconfig in
+# .cluster/kubeconfig. Idempotent: if it already runs, says so and exits 0.
+#
+# Environment (all optional):
+#   MESHOPS_APISERVER_PORT   (16443)   MESHOPS_ETCD_PORT (23790)   MESHOPS_ETCD_PEER_PORT (23800)
+#   MESHOPS_KCM_PORT         (20257)   NODESIM_NODES (3)           NODESIM_CONFIG (behaviour file)
+#   NODESIM_ARGS (extra args, e.g. --zero-delay)   MESHOPS_CLUSTER_DIR (.cluster)
+#   MESHOPS_CACHE (binary cache, ~/.cache/meshops-sidecarset/k8s-1.20.2)
+# Exit codes: 0 running, 1 failed (log tail printed, nothing left running), 2 unsupported machine.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+STATE="${MESHOPS_CLUSTER_DIR:-$ROOT/.cluster}"
+CACHE="${MESHOPS_CACHE:-$HOME/.cache/meshops-sidecarset/k8s-1.20.2}"
+BIN="$CACHE/bin"
+API_PORT="${MESHOPS_APISERVER_PORT:-16443}"
+ETCD_PORT="${MESHOPS_ETCD_PORT:-23790}"
+ETCD_PEER_PORT="${MESHOPS_ETCD_PEER_PORT:-23800}"
+KCM_PORT="${MESHOPS_KCM_PORT:-20257}"
+NODES="${NODESIM_NODES:-3}"
+PY="${MESHOPS_PYTHON:-$ROOT/.venv/bin/python}"
+API="https://127.0.0.1:$API_PORT"
+COMPONENTS=(nodesim kube-controller-manager kube-apiserver etcd)   # stop order
+
+say() { echo "cluster-up: $*"; }
+mkdir -p "$STATE"
+
+# one cluster-up at a time
+if [ -z "${MESHOPS_UP_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
+  export MESHOPS_UP_LOCKED=1
+  exec flock "$STATE/.up.lock" "$0" "$@"
+fi
+
+alive() {  # alive <component>: the recorded pid runs and is ours
+  local f="$STATE/$1.pid" pid
+  [ -f "$f" ] || return 1
+  pid="$(cat "$f")"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$1" || return 1
+}
+
+token() { cut -d, -f1 "$STATE/tokens.csv"; }
+api_get() { curl -sk --max-time 5 -H "Authorization: Bearer $(token)" "$API$1"; }
+
+nodes_ready() {
+  api_get "/api/v1/nodes?labelSelector=nodesim.meshops.io%2Fmanaged%3Dtrue" | "$PY" -c '
+import json, sys
+want = int(sys.argv[1])
+try:
+    items = json.load(sys.stdin).get("items") or []
+except ValueError:
+    sys.exit(1)
+ready = [n for n in items if any(c.get("type") == "Ready" and c.get("status") == "True" for c in (n.get("status") or {}).get("conditions") or [])]
+sys.exit(0 if len(ready) >= want else 1)' "$NODES"
+}
+
+all_alive() { local c; for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done; }
+
+if all_alive && [ "$(api_get /readyz)" = "ok" ]; then
+  say "already running (apiserver $API, kubeconfig $STATE/kubeconfig)"
+  exit 0
+fi
+if ls "$STATE"/*.pid >/dev/null 2>&1; then
+  say "found a partly running or stale cluster; stopping it first"
+  "$ROOT/tools/cluster/down.sh"
+fi
+
+# ---------------------------------------------------------------- prerequisites
+if [ ! -x "$BIN/kube-apiserver" ] || [ ! -x "$BIN/kube-controller-manager" ] || ! command -v etcd >/dev/null 2>&1; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    cat >&2 <<MSG
+cluster-up: this machine has no apt-get, so the local control plane (kube-apiserver v1.20.2 built from
+Debian's source package, plus Debian's etcd) cannot be installed here.
+Point the integration tests at another cluster instead, for example a kind cluster:
+    kind create cluster --name meshops && export KUBECONFIG=\$HOME/.kube/config && make test
+(any cluster your KUBECONFIG reaches works; the tests then neither start nor stop anything).
+MSG
+    exit 2
+  fi
+fi
+"$ROOT/tools/cluster/build.sh" || { rc=$?; echo "cluster-up: FAILED: building the control plane (build.sh exit $rc)" >&2; exit "$rc"; }
+if [ ! -x "$PY" ]; then
+  say "no $PY yet; running tools/setup.sh"
+  "$ROOT/tools/setup.sh" >"$STATE/setup.log" 2>&1 || { tail -n 30 "$STATE/setup.log" >&2; echo "cluster-up: FAILED: tools/setup.sh" >&2; exit 1; }
+fi
+
+for port in "$API_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" "$KCM_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "cluster-up: FAILED: port 127.0.0.1:$port is already in use by another process (set MESHOPS_*_PORT)" >&2
+    exit 1
+  fi
+done
+
+# ---------------------------------------------------------------- state (keys/token survive down/up)
+[ -f "$STATE/sa.key" ] || openssl genrsa -out "$STATE/sa.key" 2048 2>/dev/null
+if [ ! -f "$STATE/tokens.csv" ]; then
+  echo "$(openssl rand -hex 32),admin,admin,system:masters" >"$STATE/tokens.csv"
+fi
+chmod 600 "$STATE/sa.key" "$STATE/tokens.csv"
+rm -rf "$STATE/etcd" "$STATE/nodesim.ready"   # every start is a fresh, empty cluster
+mkdir -p "$STATE/pki"
+cat >"$STATE/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: meshops-local
+  cluster:
+    server: $API
+    insecure-skip-tls-verify: true
+users:
+- name: meshops-admin
+  user:
+    token: $(token)
+contexts:
+- name: meshops-local
+  context:
+    cluster: meshops-local
+    user: meshops-admin
+    namespace: default
+current-context: meshops-local
+EOF
+chmod 600 "$STATE/kubeconfig"
+
+# ---------------------------------------------------------------- start / fail helpers
+fail() {
+  local what="$1" log="$2"
+  echo "cluster-up: FAILED: $what" >&2
+  if [ -n "$log" ] && [ -f "$log" ]; then echo "--- last 30 lines of $log ---" >&2; tail -n 30 "$log" >&2; fi
+  "$ROOT/tools/cluster/down.sh" >&2 || true
+  exit 1
+}
+
+start() {  # start <component> <command...>: detached, own session/process group, log in .cluster
+  local name="$1"; shift
+  : >"$STATE/$name.log"
+  # Without job control a background job is no process-group leader, so setsid execs in place:
+  # $! is the pid of the session leader, and down.sh can kill the whole group.
+  setsid nohup "$@" >>"$STATE/$name.log" 2>&1 </dev/null &
+  echo $! >"$STATE/$name.pid"
+}
+
+wait_for() {  # wait_for <component> <seconds> <check command...>
+  local name="$1" secs="$2"; shift 2
+  local deadline=$(( $(date +%s) + secs ))
+  until "$@" >/dev/null 2>&1; do
+    alive "$name" || fail "$name exited during start-up" "$STATE/$name.log"
+    [ "$(date +%s)" -lt "$deadline" ] || fail "$name not ready after ${secs}s" "$STATE/$name.log"
+    sleep 0.3
+  done
+}
+
+t0=$(date +%s.%N)
+say "starting etcd on 127.0.0.1:$ETCD_PORT"
+start etcd etcd --name meshops --data-dir "$STATE/etcd" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster "meshops=http://127.0.0.1:$ETCD_PEER_PORT" --listen-metrics-urls "" \
+  --quota-backend-bytes 2147483648 --snapshot-count 50000
+etcd_ok() { curl -s --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
+wait_for etcd 30 etcd_ok
+
+say "starting kube-apiserver v1.20.2 on $API"
+start kube-apiserver "$BIN/kube-apiserver" \
+  --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+  --endpoint-reconciler-type=none \
+  --cert-dir="$STATE/pki" \
+  --token-auth-file="$STATE/tokens.csv" --authorization-mode=RBAC \
+  --service-account-key-file="$STATE/sa.key" --service-account-signing-key-file="$STATE/sa.key" \
+  --service-account-issuer=https://kubernetes.default.svc \
+  --service-cluster-ip-range=10.96.0.0/24 \
+  --allow-privileged=true --profiling=false --event-ttl=30m
+api_ok() { [ "$(api_get /readyz)" = "ok" ]; }
+wait_for kube-apiserver 90 api_ok
+
+say "starting kube-controller-manager"
+start kube-controller-manager "$BIN/kube-controller-manager" \
+  --kubeconfig="$STATE/kubeconfig" --authentication-kubeconfig="$STATE/kubeconfig" \
+  --authorization-kubeconfig="$STATE/kubeconfig" \
+  --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --port=0 --leader-elect=false \
+  --service-account-private-key-file="$STATE/sa.key" --root-ca-file="$STATE/pki/apiserver.crt" \
+  --use-service-account-credentials=false \
+  --controllers='*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route,-ttl,-attachdetach,-persistentvolume-binder,-persistentvolume-expander,-pvc-protection,-pv-protection' \
+  --concurrent-deployment-syncs=10 --concurrent-replicaset-syncs=10 --kube-api-qps=200 --kube-api-burst=400
+sa_ok() { api_get /api/v1/namespaces/default/serviceaccounts/default | grep -q '"secrets"'; }
+wait_for kube-controller-manager 90 sa_ok
+
+say "starting the node simulator ($NODES nodes)"
+# shellcheck disable=SC2086
+start nodesim env PYTHONPATH="$ROOT/tools" "$PY" -m nodesim --kubeconfig "$STATE/kubeconfig" --nodes "$NODES" \
+  ${NODESIM_CONFIG:+--config "$NODESIM_CONFIG"} --ready-file "$STATE/nodesim.ready" ${NODESIM_ARGS:-}
+nodesim_ok() { [ -f "$STATE/nodesim.ready" ] && nodes_ready; }
+wait_for nodesim 60 nodesim_ok
+
+cat >"$STATE/env" <<EOF
+export KUBECONFIG="$STATE/kubeconfig"
+export K8S_AUTH_KUBECONFIG="$STATE/kubeconfig"
+MESHOPS_APISERVER="$API"
+MESHOPS_APISERVER_PORT=$API_PORT
+MESHOPS_ETCD_PORT=$ETCD_PORT
+MESHOPS_ETCD_PEER_PORT=$ETCD_PEER_PORT
+MESHOPS_KCM_PORT=$KCM_PORT
+EOF
+say "ready in $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s: $API, $NODES simulated nodes; logs and pids in $STATE"
+say "use it with: export KUBECONFIG=$STATE/kubeconfig"
