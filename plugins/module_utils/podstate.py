@@ -1,0 +1,585 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) meshops.sidecarset contributors
+# Apache License 2.0 (see LICENSE)
+"""Read-only predicates on a pod and one SidecarSet (reference sections 3.3, 3.4, 3.7 and 3.8).
+
+Inputs are plain dicts: a pod as returned by the Kubernetes API and a SidecarSet in Kruise v1beta1 shape
+(``metadata.name``, the two hash annotations, ``spec.containers[]`` with ``upgradeStrategy``,
+``spec.updateStrategy``). Nothing here performs I/O or mutates its arguments.
+
+Vocabulary (section 3.7): for a HotUpgrade sidecar ``N`` the pod holds the twins ``N-1`` and ``N-2``;
+``W`` is the working twin named by ``kruise.io/sidecarset-working-hotupgrade-container`` (any value other
+than ``N-1`` means ``N-2``, as upstream) and ``E`` is the other one, the "empty slot".
+
+Decisions taken where the reference leaves room (all deliberate, all tested):
+
+* Digest comparison (``is_pod_state_consistent``) normalises Docker Hub names, so ``busybox@sha256:x``
+  equals ``docker.io/library/busybox@sha256:x``. Upstream compares the raw repository strings, which never
+  matches what containerd reports for short names; normalising only turns such a permanent mismatch into a match.
+* ``hotUpgradeEmptyImage`` changed: a twin whose version annotation is ``"0"`` (recorded as empty) must run
+  the SidecarSet's current empty image. If it runs anything else the empty image was changed under the pod
+  and the pod is *not upgradable* (upstream would re-image every empty slot without throttling).
+* ``failed`` (see ``container_failure``): the container is waiting with one of ``FAILED_WAITING_REASONS``,
+  or it is not ready and its ``restartCount`` exceeds the baseline recorded at our write by more than one
+  (``RESTART_BASELINE``; the one restart is kubelet applying the new image itself).
+* ``is_pod_matching`` also requires the pod to be active, as ``getMatchingPods`` does.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import (
+    INPLACE_UPDATE_STATE,
+    POD_HASH_WITHOUT_IMAGE,
+    SIDECARSET_HASH,
+    SIDECARSET_HASH_WITHOUT_IMAGE,
+    dumps,
+    hot_upgrade_names,
+    load_json_annotation,
+    pod_hash,
+    read_inplace_state,
+    read_injected_list,
+    read_working,
+    version_alt_key,
+    version_key,
+)
+
+HOT_UPGRADE = "HotUpgrade"
+COLD_UPGRADE = "ColdUpgrade"
+EMPTY_VERSION = "0"
+
+# Our own annotation (not Kruise's): {"<pod container>": <restartCount when we changed its image>}
+RESTART_BASELINE = "sidecarset.meshops.io/restart-baseline"
+
+FAILED_WAITING_REASONS = (
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "PostStartHookError",
+)
+
+PHASE_IDLE = "idle"
+PHASE_UPGRADING = "upgrading"
+PHASE_MIGRATING = "migrating"
+PHASE_RESETTING = "resetting"
+PHASE_DONE = "done"
+PHASE_FAILED = "failed"
+PHASE_NOT_UPGRADABLE = "not-upgradable"
+
+_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Accessors
+# ---------------------------------------------------------------------------------------------------------
+
+def pod_annotations(pod):
+    """Return the pod's annotations (never ``None``)."""
+    return ((pod or {}).get("metadata") or {}).get("annotations") or {}
+
+
+def pod_containers(pod):
+    """Return ``spec.containers`` (never ``None``)."""
+    return ((pod or {}).get("spec") or {}).get("containers") or []
+
+
+def pod_container(pod, name):
+    """Return the spec container called ``name``, or ``None``."""
+    for container in pod_containers(pod):
+        if container.get("name") == name:
+            return container
+    return None
+
+
+def container_image(pod, name):
+    """Return the spec image of container ``name``, or ``None`` when the container does not exist."""
+    container = pod_container(pod, name)
+    return container.get("image") if container else None
+
+
+def container_status(pod, name):
+    """Return ``status.containerStatuses[]`` entry called ``name``, or ``None``."""
+    for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == name:
+            return status
+    return None
+
+
+def sidecarset_name(sidecarset):
+    """Return ``metadata.name`` of the SidecarSet."""
+    return (sidecarset.get("metadata") or {}).get("name") or ""
+
+
+def sidecarset_hash(sidecarset):
+    """Return the SidecarSet's ``kruise.io/sidecarset-hash`` annotation."""
+    return ((sidecarset.get("metadata") or {}).get("annotations") or {}).get(SIDECARSET_HASH)
+
+
+def sidecarset_hash_without_image(sidecarset):
+    """Return the SidecarSet's ``kruise.io/sidecarset-hash-without-image`` annotation."""
+    return ((sidecarset.get("metadata") or {}).get("annotations") or {}).get(SIDECARSET_HASH_WITHOUT_IMAGE)
+
+
+def sidecar_containers(sidecarset):
+    """Return ``spec.containers`` of the SidecarSet, in spec order."""
+    return (sidecarset.get("spec") or {}).get("containers") or []
+
+
+def update_strategy(sidecarset):
+    """Return ``spec.updateStrategy`` (never ``None``)."""
+    return (sidecarset.get("spec") or {}).get("updateStrategy") or {}
+
+
+def is_hot_sidecar(sidecar):
+    """True when the SidecarSet container uses ``upgradeStrategy.upgradeType: HotUpgrade``."""
+    return (sidecar.get("upgradeStrategy") or {}).get("upgradeType") == HOT_UPGRADE
+
+
+def empty_image(sidecar):
+    """Return ``upgradeStrategy.hotUpgradeEmptyImage`` of a SidecarSet container (``None`` if unset)."""
+    return (sidecar.get("upgradeStrategy") or {}).get("hotUpgradeEmptyImage")
+
+
+def hot_sidecars(sidecarset):
+    """Return the HotUpgrade containers of the SidecarSet, in spec order."""
+    return [sidecar for sidecar in sidecar_containers(sidecarset) if is_hot_sidecar(sidecar)]
+
+
+def sidecar_pod_container_names(sidecarset):
+    """Return the pod container names of the SidecarSet (``N``, or ``N-1`` and ``N-2``), in spec order."""
+    names = []
+    for sidecar in sidecar_containers(sidecarset):
+        if is_hot_sidecar(sidecar):
+            names.extend(hot_upgrade_names(sidecar["name"]))
+        else:
+            names.append(sidecar["name"])
+    return names
+
+
+def working_and_empty(pod, sidecar_name):
+    """Return ``(W, E)`` for hot sidecar ``sidecar_name`` (``GetPodHotUpgradeContainers``).
+
+    ``W`` is ``N-1`` only when the working-container annotation says exactly ``N-1``; any other value, or
+    no value, means ``N-2`` (upstream behaviour). A malformed annotation is treated as absent.
+    """
+    first, second = hot_upgrade_names(sidecar_name)
+    try:
+        working = read_working(pod_annotations(pod)).get(sidecar_name)
+    except ValueError:
+        working = None
+    if working == first:
+        return first, second
+    return second, first
+
+
+def empty_slots(pod, sidecarset):
+    """Return the ``E`` container name of every hot sidecar, in spec order."""
+    return [working_and_empty(pod, sidecar["name"])[1] for sidecar in hot_sidecars(sidecarset)]
+
+
+def is_in_hot_upgrade(pod, sidecar):
+    """True when ``E`` of this hot sidecar is not on the empty image (``isPodSidecarInHotUpgrading``)."""
+    empty = working_and_empty(pod, sidecar["name"])[1]
+    return container_image(pod, empty) != empty_image(sidecar)
+
+
+def in_flight_hot_sidecars(pod, sidecarset):
+    """Return the hot sidecars whose empty slot still holds a real image (an upgrade awaiting its reset)."""
+    return [sidecar for sidecar in hot_sidecars(sidecarset) if is_in_hot_upgrade(pod, sidecar)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Images and consistency (3.4)
+# ---------------------------------------------------------------------------------------------------------
+
+def parse_image(image):
+    """Split an image reference into ``(repository, tag, digest)``; missing parts are ``""``.
+
+    The repository is normalised for Docker Hub (``busybox`` -> ``docker.io/library/busybox``).
+    """
+    ref = (image or "").strip()
+    if "://" in ref:
+        ref = ref.split("://", 1)[1]
+    digest = ""
+    if "@" in ref:
+        ref, digest = ref.split("@", 1)
+    tag = ""
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        ref, tag = ref[:colon], ref[colon + 1:]
+    return _normalise_repository(ref), tag, digest
+
+
+def _normalise_repository(repository):
+    parts = repository.split("/")
+    if len(parts) == 1 or not ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        parts = ["docker.io"] + parts
+    if parts[0] == "index.docker.io":
+        parts[0] = "docker.io"
+    if parts[0] == "docker.io" and len(parts) == 2:
+        parts.insert(1, "library")
+    return "/".join(parts)
+
+
+def is_digest_image(image):
+    """True when ``image`` is pinned by digest (``repo@sha256:<hex>``, a tag may precede the digest)."""
+    if not image or "@" not in image:
+        return False
+    return bool(_DIGEST_RE.match(parse_image(image)[2]))
+
+
+def images_equal(image, other):
+    """``IsContainerImageEqual``: both digests -> repository and digest equal; otherwise repository and tag."""
+    repo1, tag1, digest1 = parse_image(image)
+    repo2, tag2, digest2 = parse_image(other)
+    if is_digest_image(image) and is_digest_image(other):
+        return repo1 == repo2 and digest1 == digest2
+    return repo1 == repo2 and tag1 == tag2
+
+
+def _status_count_matches(pod):
+    spec = pod_containers(pod)
+    statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or []
+    return len(spec) == len(statuses)
+
+
+def is_sidecar_update_completed(pod, sidecarset, containers):
+    """``IsSidecarContainerUpdateCompleted`` for this SidecarSet and the given pod container names.
+
+    No in-place state annotation: consistent. Malformed: not consistent. A container is inconsistent when it
+    has a recorded pre-update imageID, its current ``status.imageID`` still equals it, and ``spec.image`` differs
+    from ``status.image`` (plain string comparison).
+    """
+    annotations = pod_annotations(pod)
+    if not annotations.get(INPLACE_UPDATE_STATE):
+        return True
+    try:
+        state = read_inplace_state(annotations)
+    except ValueError:
+        return False
+    entry = state.get(sidecarset_name(sidecarset)) or {}
+    last = entry.get("lastContainerStatuses") or {}
+    for name in containers:
+        status = container_status(pod, name)
+        if status is None or name not in last:
+            continue
+        recorded = (last[name] or {}).get("imageID", "")
+        if recorded == status.get("imageID", "") and container_image(pod, name) != status.get("image"):
+            return False
+    return True
+
+
+def is_pod_state_consistent(pod, sidecarset, containers=None):
+    """``IsPodStateConsistent``: has kubelet applied every in-place image change of the checked containers?
+
+    ``containers`` defaults to all pod container names of the SidecarSet. False when the spec and status
+    container counts differ. Digest-pinned images are checked against ``status.imageID``; at the first
+    non-digest image the whole set falls back to ``is_sidecar_update_completed``.
+    """
+    if not _status_count_matches(pod):
+        return False
+    names = set(containers or sidecar_pod_container_names(sidecarset))
+    for container in pod_containers(pod):
+        if container.get("name") not in names:
+            continue
+        if not is_digest_image(container.get("image")):
+            return is_sidecar_update_completed(pod, sidecarset, names)
+        status = container_status(pod, container["name"])
+        if status is None or not images_equal(container["image"], status.get("imageID", "")):
+            return False
+    return True
+
+
+def is_container_ready(pod, name):
+    """True when the container status exists and reports ``ready: true``."""
+    status = container_status(pod, name)
+    return bool(status and status.get("ready"))
+
+
+def is_container_consistent_and_ready(pod, sidecarset, name):
+    """Readiness in the sense of ``findContainerToHotUpgrade`` rule 2: Ready and consistent on its own."""
+    return is_container_ready(pod, name) and is_pod_state_consistent(pod, sidecarset, [name])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pod level predicates
+# ---------------------------------------------------------------------------------------------------------
+
+def _condition(pod, condition_type):
+    for condition in ((pod or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == condition_type:
+            return condition
+    return None
+
+
+def is_pod_ready_condition(pod):
+    """``podutil.IsPodReady``: the Ready condition is True."""
+    condition = _condition(pod, "Ready")
+    return bool(condition and condition.get("status") == "True")
+
+
+def is_running_and_ready(pod):
+    """``util.IsRunningAndReady``: phase Running, Ready condition True, no deletionTimestamp."""
+    if ((pod or {}).get("status") or {}).get("phase") != "Running":
+        return False
+    if ((pod or {}).get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    return is_pod_ready_condition(pod)
+
+
+def is_pod_active(pod):
+    """``IsPodActive``: not Succeeded, not Failed, no deletionTimestamp."""
+    if ((pod or {}).get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return False
+    return not ((pod or {}).get("metadata") or {}).get("deletionTimestamp")
+
+
+def is_pod_ready(pod, sidecarset):
+    """``IsPodReady`` (3.4): every hot ``E`` runs the empty image, and the pod is running and ready."""
+    for sidecar in hot_sidecars(sidecarset):
+        if is_in_hot_upgrade(pod, sidecar):
+            return False
+    return is_running_and_ready(pod)
+
+
+def is_pod_updated(pod, sidecarset):
+    """True when the pod's ``kruise.io/sidecarset-hash[<name>].hash`` equals the SidecarSet hash.
+
+    A malformed pod hash annotation counts as not updated.
+    """
+    try:
+        recorded = pod_hash(pod_annotations(pod), sidecarset_name(sidecarset))
+    except ValueError:
+        return False
+    return recorded is not None and recorded == sidecarset_hash(sidecarset)
+
+
+def is_pod_injected(pod, sidecarset):
+    """True when ``kruise.io/sidecarset-injected-list`` names this SidecarSet."""
+    return sidecarset_name(sidecarset) in read_injected_list(pod_annotations(pod))
+
+
+def consistency_with_sidecarset_problem(pod, sidecarset):
+    """``IsPodConsistentWithSidecarSet``: return why the pod's layout does not fit the SidecarSet, or ``""``.
+
+    Every SidecarSet container must exist in the pod; a hot one needs ``N-1``, ``N-2`` and an entry for ``N`` in
+    the working-container annotation.
+    """
+    try:
+        working = read_working(pod_annotations(pod))
+    except ValueError as exc:
+        return str(exc)
+    for sidecar in sidecar_containers(sidecarset):
+        name = sidecar["name"]
+        if not is_hot_sidecar(sidecar):
+            if pod_container(pod, name) is None:
+                return "container %s is missing from the pod" % name
+            continue
+        for twin in hot_upgrade_names(name):
+            if pod_container(pod, twin) is None:
+                return "hot-upgrade pair of %s is incomplete: %s is missing" % (name, twin)
+        if name not in working:
+            return "working-container annotation has no entry for %s" % name
+    return ""
+
+
+def matching_problem(pod, sidecarset):
+    """Return why the pod is not a matching pod of the SidecarSet (3.3), or ``""``."""
+    if not is_pod_active(pod):
+        return "pod is not active"
+    if not is_pod_injected(pod, sidecarset):
+        return "pod is not injected by SidecarSet %s" % sidecarset_name(sidecarset)
+    return consistency_with_sidecarset_problem(pod, sidecarset)
+
+
+def is_pod_matching(pod, sidecarset):
+    """3.3: active, injected-list names the SidecarSet, and the pod holds its containers (hot: pair + entry)."""
+    return not matching_problem(pod, sidecarset)
+
+
+def _pod_hash_without_image(pod, sidecarset):
+    try:
+        return pod_hash(pod_annotations(pod), sidecarset_name(sidecarset), key=POD_HASH_WITHOUT_IMAGE)
+    except ValueError:
+        return None
+
+
+def empty_image_problem(pod, sidecarset):
+    """Return why the twins of a hot sidecar do not fit the SidecarSet's empty image, or ``""``.
+
+    * both version annotations of every twin must be present;
+    * a twin whose ``version`` is ``"0"`` (recorded as empty) must run ``hotUpgradeEmptyImage``: otherwise
+      the empty image changed since injection;
+    * the working twin must not run the empty image.
+    """
+    annotations = pod_annotations(pod)
+    for sidecar in hot_sidecars(sidecarset):
+        wanted_empty = empty_image(sidecar)
+        if not wanted_empty:
+            return "sidecar %s has no upgradeStrategy.hotUpgradeEmptyImage" % sidecar["name"]
+        working = working_and_empty(pod, sidecar["name"])[0]
+        for twin in hot_upgrade_names(sidecar["name"]):
+            version = annotations.get(version_key(twin))
+            if version is None or annotations.get(version_alt_key(twin)) is None:
+                return "version annotations of %s are missing" % twin
+            image = container_image(pod, twin)
+            if version == EMPTY_VERSION and image != wanted_empty:
+                return "hotUpgradeEmptyImage changed: %s is recorded empty but runs %s, not %s" % (twin, image, wanted_empty)
+            if twin == working and image == wanted_empty:
+                return "working container %s runs the empty image %s" % (twin, wanted_empty)
+    return ""
+
+
+def not_upgradable_reason(pod, sidecarset):
+    """Return why the SidecarSet can never upgrade this pod in place, or ``""``.
+
+    Not matching (3.3), hash-without-image differs (3.4), or ``empty_image_problem``.
+    """
+    problem = matching_problem(pod, sidecarset)
+    if problem:
+        return problem
+    recorded = _pod_hash_without_image(pod, sidecarset)
+    wanted = sidecarset_hash_without_image(sidecarset)
+    if recorded != wanted:
+        return "hash-without-image differs (pod %s, SidecarSet %s): a non-image field changed" % (recorded, wanted)
+    return empty_image_problem(pod, sidecarset)
+
+
+def is_sidecarset_upgradable(pod, sidecarset):
+    """``IsSidecarSetUpgradable`` plus our extra refusals: return ``(upgradable, can_upgrade_now, reason)``.
+
+    ``(False, False, reason)`` when ``not_upgradable_reason`` says so; ``(True, False, reason)`` when a sidecar pod
+    container is Ready but not consistent (an earlier in-place update is still in flight); else ``(True, True, "")``.
+    """
+    reason = not_upgradable_reason(pod, sidecarset)
+    if reason:
+        return False, False, reason
+    for name in sorted(sidecar_pod_container_names(sidecarset)):
+        if is_container_ready(pod, name) and not is_pod_state_consistent(pod, sidecarset, [name]):
+            return True, False, "container %s is ready but kubelet has not applied its new image yet" % name
+    return True, True, ""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Failure detection and phase
+# ---------------------------------------------------------------------------------------------------------
+
+def read_restart_baseline(annotations):
+    """Return ``{pod_container: restartCount}`` recorded at our last image change; malformed -> ``{}``."""
+    try:
+        value = load_json_annotation(annotations, RESTART_BASELINE)
+    except ValueError:
+        return {}
+    baseline = {}
+    for name, count in value.items():
+        if isinstance(count, int) and not isinstance(count, bool):
+            baseline[name] = count
+    return baseline
+
+
+def write_restart_baseline(baseline):
+    """Serialise the restart baseline map (keys sorted)."""
+    return dumps({name: baseline[name] for name in sorted(baseline)})
+
+
+def container_failure(pod, name):
+    """Return why container ``name`` is failing, or ``""``.
+
+    Failing means: ``state.waiting.reason`` is one of ``FAILED_WAITING_REASONS``; or the container is not ready
+    and ``restartCount > baseline + 1`` where baseline is the count recorded in ``RESTART_BASELINE`` when we
+    changed its image (kubelet's own restart to apply the image accounts for the ``+ 1``). Without a recorded
+    baseline only the waiting reason is used.
+    """
+    status = container_status(pod, name)
+    if status is None:
+        return ""
+    waiting = (status.get("state") or {}).get("waiting") or {}
+    if waiting.get("reason") in FAILED_WAITING_REASONS:
+        return "container %s is %s" % (name, waiting["reason"])
+    baseline = read_restart_baseline(pod_annotations(pod)).get(name)
+    restarts = status.get("restartCount") or 0
+    if baseline is not None and not status.get("ready") and restarts > baseline + 1:
+        return "container %s restarted %d times since the image change and is not ready" % (name, restarts - baseline - 1)
+    return ""
+
+
+def _is_started_and_ready(pod, name):
+    status = container_status(pod, name)
+    return bool(status and status.get("ready") and status.get("started", True))
+
+
+def _hot_phase(pod, sidecarset):
+    """Phase of the in-flight hot sidecars, or ``None`` when nothing hot is in flight or resetting."""
+    in_flight = in_flight_hot_sidecars(pod, sidecarset)
+    for sidecar in in_flight:
+        working = working_and_empty(pod, sidecar["name"])[0]
+        failure = container_failure(pod, working)
+        if failure:
+            return PHASE_FAILED, failure
+    for sidecar in in_flight:
+        working = working_and_empty(pod, sidecar["name"])[0]
+        if not is_pod_state_consistent(pod, sidecarset, [working]):
+            return PHASE_UPGRADING, "%s: waiting for kubelet to run %s" % (working, container_image(pod, working))
+    for sidecar in in_flight:
+        working = working_and_empty(pod, sidecar["name"])[0]
+        if not _is_started_and_ready(pod, working):
+            return PHASE_MIGRATING, "%s runs the new image; waiting for postStart and readiness" % working
+    if in_flight:
+        names = ", ".join(working_and_empty(pod, s["name"])[1] for s in in_flight)
+        return PHASE_MIGRATING, "new containers are ready; %s awaiting reset to the empty image" % names
+    for empty in empty_slots(pod, sidecarset):
+        if not is_pod_state_consistent(pod, sidecarset, [empty]):
+            failure = container_failure(pod, empty)
+            if failure:
+                return PHASE_FAILED, failure
+            return PHASE_RESETTING, "%s: waiting for kubelet to run the empty image" % empty
+    return None
+
+
+def pod_sidecar_phase(pod, sidecarset):
+    """Return ``(phase, reason)`` of this pod for this SidecarSet; first matching rule wins:
+
+    1. ``not-upgradable``: ``not_upgradable_reason`` (not injected/matching, missing pair, hash-without-image
+       differs, empty image changed, version annotations missing);
+    2. ``failed``: the new working twin of an in-flight hot sidecar, an empty slot being reset, or a cold
+       sidecar fails per ``container_failure``;
+    3. ``upgrading``: a hot ``E`` still holds a real image (standby written) and ``W`` is not yet consistent,
+       or an updated cold sidecar is not yet consistent;
+    4. ``migrating``: ``W`` runs the new image but is not started/ready (postStart in progress), or it is ready
+       and only the reset is missing;
+    5. ``resetting``: every ``E`` is on the empty image in the spec but kubelet has not applied it yet;
+    6. ``idle``: not updated and nothing in flight;
+    7. ``done``: updated, consistent and ``is_pod_ready``;
+    8. otherwise (updated, consistent, but a sidecar or the pod is not ready): ``migrating``.
+    """
+    reason = not_upgradable_reason(pod, sidecarset)
+    if reason:
+        return PHASE_NOT_UPGRADABLE, reason
+    for sidecar in sidecar_containers(sidecarset):
+        if not is_hot_sidecar(sidecar):
+            failure = container_failure(pod, sidecar["name"])
+            if failure:
+                return PHASE_FAILED, failure
+    hot = _hot_phase(pod, sidecarset)
+    if hot:
+        return hot
+    updated = is_pod_updated(pod, sidecarset)
+    if not updated:
+        return PHASE_IDLE, "not updated to the SidecarSet hash"
+    if not is_pod_state_consistent(pod, sidecarset):
+        return PHASE_UPGRADING, "waiting for kubelet to apply the new sidecar images"
+    if is_pod_ready(pod, sidecarset):
+        return PHASE_DONE, ""
+    for name in sidecar_pod_container_names(sidecarset):
+        if name not in empty_slots(pod, sidecarset) and not _is_started_and_ready(pod, name):
+            return PHASE_MIGRATING, "container %s is not started/ready" % name
+    return PHASE_MIGRATING, "pod is not Running and Ready"

@@ -1,0 +1,307 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) meshops.sidecarset contributors
+# Apache License 2.0 (see LICENSE)
+"""Tests of the hot/cold upgrade planners against the 3.7 trace table and the failure cases."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+import pytest
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils import hotupgrade as hu
+from ansible_collections.meshops.sidecarset.plugins.module_utils import podstate
+from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory as pf
+
+V1 = "reg.example/mesh:v1"
+V2 = "reg.example/mesh:v2"
+V3 = "reg.example/mesh:v3"
+BROKEN = "reg.example/mesh:broken"
+EMPTY = pf.EMPTY
+R1 = 4711
+R2 = 5000
+TS = "2024-05-06T07:08:09Z"
+
+SS1 = pf.sidecarset()
+SS2 = pf.with_images(SS1, "hash-2", mesh=V2)
+SS3 = pf.with_images(SS1, "hash-3", mesh=V3)
+
+
+def real_slots(pod):
+    """Number of twins of ``mesh`` on a real (non-empty) image."""
+    return sum(1 for c in pod["spec"]["containers"] if c["name"] in ("mesh-1", "mesh-2") and c["image"] != EMPTY)
+
+
+def step(pod, sset, version, now, expected_action):
+    """plan_next + apply; asserts the action and the invariant that one twin always stays on a real image."""
+    plan = hu.plan_next(pod, sset, version, now)
+    assert plan.action == expected_action, plan
+    new_pod = hu.apply_plan(pod, plan)
+    assert real_slots(new_pod) >= 1
+    return plan, new_pod
+
+
+def test_injection_row(factory):
+    assert pf.twin_row(factory.pod()) == (V1, EMPTY, "mesh-1", "1", "0", "0", "1")
+
+
+def test_trace_table_over_two_upgrades(now):
+    pod = pf.pod()
+    # upgrade 1
+    plan, pod = step(pod, SS2, R1, now, "upgrade")
+    assert plan.containers == {"mesh-2": V2}
+    assert pf.twin_row(pod) == (V1, V2, "mesh-2", "1", str(R1), str(R1), "1")
+    assert plan.annotations["kruise.io/sidecarset-hash"] == (
+        '{"mesh-set":{"updateTimestamp":"%s","hash":"hash-2","sidecarSetName":"mesh-set","sidecarList":["mesh"]}}' % TS)
+    empty_id = pf.image_id(EMPTY)
+    assert plan.annotations["kruise.io/sidecarset-inplace-update-state"] == (
+        '{"mesh-set":{"revision":"hash-2","updateTimestamp":"%s","lastContainerStatuses":{"mesh-2":{"imageID":"%s"}}}}' % (TS, empty_id))
+    assert plan.annotations["kruise.io/sidecarset-working-hotupgrade-container"] == '{"mesh":"mesh-2"}'
+    assert "kruise.io/sidecarset-hash-without-image" not in plan.annotations
+    assert podstate.pod_sidecar_phase(pod, SS2)[0] == "upgrading"
+    # kubelet has not applied it yet: wait
+    step(pod, SS2, R1, now, "wait")
+    # kubelet restarted mesh-2, postStart still running
+    pod = pf.kubelet(pod, not_ready=("mesh-2",), started=False)
+    assert podstate.pod_sidecar_phase(pod, SS2)[0] == "migrating"
+    step(pod, SS2, R1, now, "wait")
+    # ready: reset 1
+    pod = pf.set_status(pod, "mesh-2", ready=True, started=True)
+    plan, pod = step(pod, SS2, R1, now, "reset")
+    assert plan.containers == {"mesh-1": EMPTY}
+    assert "kruise.io/sidecarset-hash" not in plan.annotations
+    assert pf.twin_row(pod) == (EMPTY, V2, "mesh-2", "0", str(R1), str(R1), "0")
+    assert plan.annotations["kruise.io/sidecarset-inplace-update-state"] == (
+        '{"mesh-set":{"revision":"hash-2","updateTimestamp":"%s","lastContainerStatuses":'
+        '{"mesh-1":{"imageID":"%s"},"mesh-2":{"imageID":"%s"}}}}' % (TS, pf.image_id(V1), empty_id))
+    assert podstate.pod_sidecar_phase(pod, SS2)[0] == "resetting"
+    step(pod, SS2, R1, now, "wait")
+    pod = pf.kubelet(pod)
+    assert podstate.pod_sidecar_phase(pod, SS2) == ("done", "")
+    step(pod, SS2, R1, now, "none")
+    # upgrade 2
+    plan, pod = step(pod, SS3, R2, now, "upgrade")
+    assert plan.containers == {"mesh-1": V3}
+    assert pf.twin_row(pod) == (V3, V2, "mesh-1", str(R2), str(R1), str(R1), str(R2))
+    pod = pf.kubelet(pod)
+    plan, pod = step(pod, SS3, R2, now, "reset")
+    assert plan.containers == {"mesh-2": EMPTY}
+    assert pf.twin_row(pod) == (V3, EMPTY, "mesh-1", str(R2), "0", "0", str(R2))
+    pod = pf.kubelet(pod)
+    step(pod, SS3, R2, now, "none")
+    assert podstate.is_pod_updated(pod, SS3)
+
+
+def test_plan_hot_upgrade_rule2_only_bumps_hash(now):
+    same_image = pf.with_images(SS1, "hash-1b")
+    plan = hu.plan_hot_upgrade(pf.pod(), same_image, R1, now)
+    assert plan.action == "upgrade"
+    assert plan.containers == {}
+    assert set(plan.annotations) == {"kruise.io/sidecarset-hash"}
+    assert json.loads(plan.annotations["kruise.io/sidecarset-hash"])["mesh-set"]["hash"] == "hash-1b"
+
+
+def test_version_must_grow(now):
+    pod = pf.pod()
+    with pytest.raises(ValueError):
+        hu.plan_hot_upgrade(pod, SS2, 1, now)
+    with pytest.raises(ValueError):
+        hu.plan_hot_upgrade(pod, SS2, "7", now)
+    assert hu.next_version(pod, SS2) == 2
+    assert hu.next_version(pod, SS2, floor=R1) == R1 + 1
+    upgraded = hu.apply_plan(pod, hu.plan_hot_upgrade(pod, SS2, R1, now))
+    assert hu.next_version(upgraded, SS2) == R1 + 1
+    with pytest.raises(ValueError):
+        hu.plan_next(pf.kubelet(hu.apply_plan(pf.kubelet(upgraded), hu.plan_next(pf.kubelet(upgraded), SS2, None, now))), SS3, R1, now)
+
+
+def test_plan_next_without_version_uses_next_version(now):
+    plan = hu.plan_next(pf.pod(), SS2, None, now)
+    assert plan.annotations["version.sidecarset.kruise.io/mesh-2"] == "2"
+
+
+def test_broken_then_fixed_lands_in_broken_slot(now):
+    broken_set = pf.with_images(SS1, "hash-b", mesh=BROKEN)
+    plan, pod = step(pf.pod(), broken_set, R1, now, "upgrade")
+    assert plan.containers == {"mesh-2": BROKEN}
+    pod = pf.fail_pull(pod, "mesh-2")
+    assert podstate.pod_sidecar_phase(pod, broken_set)[0] == "failed"
+    step(pod, broken_set, R1, now, "wait")
+    # a newer image arrives: it replaces the broken slot (rule 2), mesh-1 keeps serving
+    plan, pod = step(pod, SS3, R2, now, "upgrade")
+    assert plan.containers == {"mesh-2": V3}
+    assert pf.twin_row(pod) == (V1, V3, "mesh-2", "1", str(R2), str(R2), "1")
+    pod = pf.kubelet(pod)
+    pod = pf.set_status(pod, "mesh-2", state={"running": {}})
+    plan, pod = step(pod, SS3, R2, now, "reset")
+    assert plan.containers == {"mesh-1": EMPTY}
+    assert pf.twin_row(pod) == (EMPTY, V3, "mesh-2", "0", str(R2), str(R2), "0")
+
+
+def test_failed_by_restart_growth(now):
+    broken_set = pf.with_images(SS1, "hash-b", mesh=BROKEN)
+    plan, pod = step(pf.pod(), broken_set, R1, now, "upgrade")
+    assert plan.annotations[podstate.RESTART_BASELINE] == '{"mesh-2":0}'
+    pod = pf.kubelet(pod, not_ready=("mesh-2",))
+    assert podstate.pod_sidecar_phase(pod, broken_set)[0] == "migrating"
+    pod = pf.set_status(pod, "mesh-2", restartCount=2)
+    assert podstate.pod_sidecar_phase(pod, broken_set) == (
+        "failed", "container mesh-2 restarted 1 times since the image change and is not ready")
+
+
+def test_rollback_to_image_old_twin_still_runs(now):
+    broken_set = pf.with_images(SS1, "hash-b", mesh=BROKEN)
+    back_to_v1 = pf.with_images(SS1, "hash-1")
+    plan, pod = step(pf.pod(), broken_set, R1, now, "upgrade")
+    pod = pf.kubelet(pod, not_ready=("mesh-2",))
+    # still starting (not failed): wait instead of killing a container that may be migrating
+    step(pod, back_to_v1, R2, now, "wait")
+    pod = pf.fail_pull(pod, "mesh-2", "CrashLoopBackOff")
+    plan, pod = step(pod, back_to_v1, R2, now, "rollback")
+    assert plan.containers == {"mesh-2": EMPTY}
+    assert pf.twin_row(pod) == (V1, EMPTY, "mesh-1", "1", "0", "0", "1")
+    assert podstate.is_pod_updated(pod, back_to_v1)
+    pod = pf.kubelet(pod)
+    pod = pf.set_status(pod, "mesh-2", state={"running": {}})
+    assert podstate.pod_sidecar_phase(pod, back_to_v1) == ("done", "")
+    step(pod, back_to_v1, R2, now, "none")
+
+
+def test_plan_rollback_derived_and_previous(now):
+    broken_set = pf.with_images(SS1, "hash-b", mesh=BROKEN)
+    before = pf.pod()
+    pod = hu.apply_plan(before, hu.plan_hot_upgrade(before, broken_set, R1, now))
+    pod = pf.fail_pull(pf.kubelet(pod, not_ready=("mesh-2",)), "mesh-2")
+    derived = hu.plan_rollback(pod, broken_set, None, now)
+    assert derived.action == "rollback"
+    assert derived.containers == {"mesh-2": EMPTY}
+    rolled = hu.apply_plan(pod, derived)
+    assert pf.twin_row(rolled) == (V1, EMPTY, "mesh-1", "1", "0", "0", "1")
+    assert derived.annotations["kruise.io/sidecarset-hash"] == "{}"
+    assert not podstate.is_pod_updated(rolled, broken_set)
+    restored = hu.plan_rollback(pod, broken_set, before["metadata"]["annotations"], now)
+    assert restored.annotations["kruise.io/sidecarset-hash"] == before["metadata"]["annotations"]["kruise.io/sidecarset-hash"]
+    assert pf.twin_row(hu.apply_plan(pod, restored)) == (V1, EMPTY, "mesh-1", "1", "0", "0", "1")
+
+
+def test_plan_rollback_refuses_after_migration(now):
+    pod = hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, R1, now))
+    pod = pf.kubelet(pod)
+    plan = hu.plan_rollback(pod, SS2, None, now)
+    assert plan.action == "refuse"
+    assert "mesh-2 is ready" in plan.reason
+    assert hu.plan_rollback(pf.pod(), SS2, None, now).action == "none"
+
+
+def test_reset_waits_until_new_container_ready(now):
+    pod = hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, R1, now))
+    assert hu.plan_reset(pod, SS2, now).action == "wait"
+    pod = pf.kubelet(pod, not_ready=("mesh-2",))
+    plan = hu.plan_reset(pod, SS2, now)
+    assert (plan.action, plan.reason) == ("wait", "new container mesh-2 is not ready")
+    assert hu.plan_reset(pf.pod(), SS2, now).action == "none"
+
+
+def test_new_version_mid_upgrade_waits_while_ready_but_inconsistent(now):
+    pod = hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, R1, now))
+    plan = hu.plan_next(pod, SS3, R2, now)
+    assert plan.action == "wait"
+    assert "mesh-2 is ready but kubelet has not applied" in plan.reason
+
+
+def test_refusals(now):
+    pod = pf.pod()
+    changed = pf.sidecarset(hash_value="hash-9", hash_without_image="hwi-9")
+    plan = hu.plan_next(pod, changed, R1, now)
+    assert plan.action == "refuse" and "hash-without-image differs" in plan.reason
+    new_empty = pf.sidecarset(containers=[pf.hot("mesh", V2, empty="reg.example/mesh:empty2")], hash_value="hash-2")
+    plan = hu.plan_next(pod, new_empty, R1, now)
+    assert plan.action == "refuse" and "hotUpgradeEmptyImage changed" in plan.reason
+    missing = pf.pod()
+    missing["spec"]["containers"] = [c for c in missing["spec"]["containers"] if c["name"] != "mesh-2"]
+    plan = hu.plan_next(missing, SS2, R1, now)
+    assert plan.action == "refuse" and "mesh-2 is missing" in plan.reason
+    other = pf.pod(sets=[pf.sidecarset(name="other")])
+    assert hu.plan_next(other, SS2, R1, now).action == "refuse"
+    assert hu.plan_hot_upgrade(other, SS2, R1, now).action == "refuse"
+    assert hu.plan_reset(other, SS2, now).action == "refuse"
+
+
+def test_paused_and_not_update(now):
+    paused = pf.with_images(SS1, "hash-2", mesh=V2)
+    paused["spec"]["updateStrategy"]["paused"] = True
+    assert hu.plan_next(pf.pod(), paused, R1, now).action == "none"
+    paused["spec"]["updateStrategy"] = {"type": "NotUpdate"}
+    assert hu.plan_next(pf.pod(), paused, R1, now).action == "none"
+
+
+def test_mixed_hot_and_cold_in_one_write(now):
+    base = pf.sidecarset(containers=[pf.hot("mesh", V1), pf.cold("log", "reg.example/log:1"), pf.hot("dns", "reg.example/dns:1")])
+    target = pf.with_images(base, "hash-2", mesh=V2, log="reg.example/log:2", dns="reg.example/dns:2")
+    pod = pf.pod(sets=[base])
+    plan = hu.plan_next(pod, target, R1, now)
+    assert plan.action == "upgrade"
+    assert plan.containers == {"mesh-2": V2, "log": "reg.example/log:2", "dns-2": "reg.example/dns:2"}
+    assert plan.annotations["kruise.io/sidecarset-working-hotupgrade-container"] == '{"dns":"dns-2","mesh":"mesh-2"}'
+    assert json.loads(plan.annotations["kruise.io/sidecarset-hash"])["mesh-set"]["sidecarList"] == ["dns", "log", "mesh"]
+    body = hu.plan_patch_body(pod, plan)
+    assert body["metadata"]["resourceVersion"] == "1000"
+    assert body["spec"]["containers"] == [
+        {"name": "mesh-2", "image": V2}, {"name": "log", "image": "reg.example/log:2"}, {"name": "dns-2", "image": "reg.example/dns:2"}]
+    assert body["metadata"]["annotations"] == plan.annotations
+    pod = pf.kubelet(hu.apply_plan(pod, plan))
+    plan = hu.plan_next(pod, target, R1, now)
+    assert plan.action == "reset"
+    assert plan.containers == {"mesh-1": EMPTY, "dns-1": EMPTY}
+    pod = pf.kubelet(hu.apply_plan(pod, plan))
+    assert hu.plan_next(pod, target, R1, now).action == "none"
+
+
+def test_cold_upgrade(now):
+    base = pf.sidecarset(containers=[pf.cold("log", "reg.example/log:1")])
+    target = pf.with_images(base, "hash-2", log="reg.example/log:2")
+    pod = pf.pod(sets=[base])
+    plan = hu.plan_cold_upgrade(pod, target, now)
+    assert plan.action == "upgrade"
+    assert plan.containers == {"log": "reg.example/log:2"}
+    assert sorted(plan.annotations) == [
+        "kruise.io/sidecarset-hash", "kruise.io/sidecarset-inplace-update-state", podstate.RESTART_BASELINE]
+    pod = hu.apply_plan(pod, plan)
+    assert podstate.pod_sidecar_phase(pod, target)[0] == "upgrading"
+    assert hu.plan_next(pod, target, None, now).action == "wait"
+    pod = pf.kubelet(pod)
+    assert hu.plan_next(pod, target, None, now).action == "none"
+    hot_target = pf.with_images(SS1, "hash-2", mesh=V2)
+    assert hu.plan_cold_upgrade(pf.pod(), hot_target, now).action == "refuse"
+
+
+def test_other_sidecarset_entries_are_preserved(now):
+    other = pf.sidecarset(name="a-other", containers=[pf.cold("log", "reg.example/log:1")])
+    pod = pf.pod(sets=[SS1, other])
+    plan = hu.plan_next(pod, SS2, R1, now)
+    entries = json.loads(plan.annotations["kruise.io/sidecarset-hash"])
+    assert list(entries) == ["a-other", "mesh-set"]
+    assert entries["a-other"]["hash"] == "hash-1"
+
+
+def test_apply_plan_does_not_mutate(now):
+    pod = pf.pod()
+    snapshot = json.dumps(pod, sort_keys=True)
+    plan = hu.plan_next(pod, SS2, R1, now)
+    hu.apply_plan(pod, plan)
+    hu.plan_patch_body(pod, plan)
+    assert json.dumps(pod, sort_keys=True) == snapshot
+    assert hu.plan_patch_body(pod, hu.Plan("wait", reason="x")) == {}
+    assert plan.container == plan.containers
+    assert plan.to_dict()["action"] == "upgrade"
+
+
+def test_controller_revision_and_timestamp_formats():
+    sset = pf.sidecarset(revision="mesh-set-abc")
+    entry = hu.hash_entry(sset, "2021-06-04T05:44:26Z")
+    assert entry["controllerRevision"] == "mesh-set-abc"
+    assert hu.format_timestamp(__import__("datetime").datetime(2021, 6, 4, 5, 44, 26, 999)) == "2021-06-04T05:44:26Z"
+    with pytest.raises(ValueError):
+        hu.format_timestamp(None)
