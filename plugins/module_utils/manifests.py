@@ -1,0 +1,192 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) meshops.sidecarset contributors
+# Apache License 2.0 (see LICENSE)
+"""Workload manifests: find the pod template, parse and dump multi-document YAML, inject SidecarSets offline.
+
+* ``pod_template_path(kind)``: the key path of the pod template (``("spec", "template")`` for Deployment,
+  StatefulSet, DaemonSet, ReplicaSet, ReplicationController and Job; ``("spec", "jobTemplate", "spec",
+  "template")`` for CronJob; ``("template",)`` for PodTemplate; ``()`` for a Pod; ``None`` otherwise).
+* ``iter_documents(text, source)`` yields the mapping documents of a multi-document YAML text, expanding
+  ``kind: List``; errors are ``ManifestError`` naming the file, the document index and the line.
+* ``inject_manifest(doc, sidecarsets, namespace_labels=None, now=None) -> (new_doc, status, reason)`` with status
+  ``injected``, ``unchanged`` or ``skipped``. ``namespace_labels`` maps namespace names to their labels
+  (``{"shop": {"mesh": "enabled"}}``); every namespace also has ``kubernetes.io/metadata.name``. The document's
+  namespace is ``metadata.namespace`` or ``default``. The input document is never mutated.
+* ``dump_documents(docs)`` renders documents as block-style YAML, key order preserved, ``---`` separated.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+try:
+    import yaml
+    HAS_YAML = True
+    try:
+        _LOADER = yaml.CSafeLoader
+        _DUMPER = yaml.CSafeDumper
+    except AttributeError:  # pragma: no cover - libyaml missing
+        _LOADER = yaml.SafeLoader
+        _DUMPER = yaml.SafeDumper
+except ImportError:  # pragma: no cover - PyYAML is a requirement of ansible-core
+    yaml = None
+    HAS_YAML = False
+    _LOADER = _DUMPER = None
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import NAMESPACE_NAME_LABEL
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import compile_sidecarsets, inject_pod
+
+_TEMPLATE_PATHS = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+    "PodTemplate": ("template",),
+    "Pod": (),
+}
+
+
+def _require_yaml():
+    if not HAS_YAML:
+        raise ManifestError("PyYAML is required to read and write manifests (pip install PyYAML)")
+
+
+def pod_template_path(kind):
+    """Return the key path of the pod template of ``kind`` (``()`` for a Pod), or ``None`` if it has none."""
+    return _TEMPLATE_PATHS.get(kind)
+
+
+def iter_documents(text, source=None):
+    """Yield the documents (dicts) of a multi-document YAML text; ``kind: List`` items are yielded one by one.
+
+    Empty documents are skipped. Raises ``ManifestError`` (file, document index, line) on a syntax error or a
+    document that is not a mapping with a ``kind``.
+    """
+    _require_yaml()
+    loader = _LOADER(text)
+    index = 0
+    try:
+        while True:
+            try:
+                if not loader.check_node():
+                    break
+                node = loader.get_node()
+                data = loader.construct_document(node) if node is not None else None
+            except yaml.MarkedYAMLError as exc:
+                mark = exc.problem_mark or exc.context_mark
+                line = mark.line + 1 if mark is not None else None
+                detail = exc.problem or exc.context or "invalid YAML"
+                if mark is not None:
+                    detail = "YAML syntax error at column %d: %s" % (mark.column + 1, detail)
+                raise ManifestError(detail, source=source, document=index, line=line)
+            except yaml.YAMLError as exc:
+                raise ManifestError("YAML error: %s" % exc, source=source, document=index)
+            line = node.start_mark.line + 1 if node is not None else None
+            if data is not None:
+                for item_index, item in _expand(data, source, index, line):
+                    _check_document(item, source, index, line, item_index)
+                    yield item
+            index += 1
+    finally:
+        loader.dispose()
+
+
+def _expand(data, source, index, line):
+    kind = str(data.get("kind") or "") if isinstance(data, dict) else ""
+    if kind == "List" or (kind.endswith("List") and "items" in data):
+        items = data.get("items") or []
+        if not isinstance(items, list):
+            raise ManifestError("items must be a list", source=source, document=index, field="items", line=line)
+        return list(enumerate(items))
+    return [(None, data)]
+
+
+def _check_document(doc, source, index, line, item_index):
+    field = "items[%d]" % item_index if item_index is not None else None
+    if not isinstance(doc, dict):
+        raise ManifestError("document must be a mapping (a Kubernetes object), got %s" % type(doc).__name__,
+                            source=source, document=index, field=field, line=line)
+    if not doc.get("kind"):
+        raise ManifestError("kind is required", source=source, document=index,
+                            field=(field + ".kind") if field else "kind", line=line)
+    metadata = doc.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ManifestError("must be a mapping", source=source, document=index,
+                            field=(field + ".metadata") if field else "metadata", line=line)
+
+
+def _get_path(doc, path):
+    node = doc
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _namespace_labels_for(namespace, namespace_labels):
+    labels = {NAMESPACE_NAME_LABEL: namespace}
+    if namespace_labels:
+        extra = namespace_labels.get(namespace)
+        if isinstance(extra, dict):
+            labels.update(extra)
+    return labels
+
+
+def inject_manifest(doc, sidecarsets, namespace_labels=None, now=None):
+    """Inject into one manifest document; return ``(new_doc, status, reason)`` (see module docstring)."""
+    if not isinstance(doc, dict):
+        return doc, "skipped", "document is not a mapping"
+    kind = doc.get("kind")
+    path = pod_template_path(kind)
+    if path is None:
+        return doc, "skipped", "kind %s has no pod template" % kind
+    template = _get_path(doc, path) if path else doc
+    if not isinstance(template, dict):
+        return doc, "skipped", "%s has no %s" % (kind, ".".join(path))
+    namespace = ((doc.get("metadata") or {}).get("namespace")) or "default"
+    compiled = compile_sidecarsets(sidecarsets)
+    pod_like = {"metadata": template.get("metadata") or {}, "spec": template.get("spec") or {}}
+    new_pod, names = inject_pod(pod_like, compiled, namespace=namespace,
+                                namespace_labels=_namespace_labels_for(namespace, namespace_labels), now=now)
+    labels = pod_like["metadata"].get("labels") or {}
+    changed = new_pod["metadata"] != pod_like["metadata"] or new_pod["spec"] != pod_like["spec"]
+    if not changed:
+        if names:
+            return doc, "unchanged", "already up to date with SidecarSet(s) %s" % ", ".join(names)
+        return doc, "skipped", "no SidecarSet matches labels %s in namespace %s" % (_labels_text(labels), namespace)
+    if path:
+        new_doc = dict(doc)
+        node = new_doc
+        for key in path[:-1]:
+            node[key] = dict(node[key])
+            node = node[key]
+        new_template = dict(template)
+        new_template["metadata"] = new_pod["metadata"]
+        new_template["spec"] = new_pod["spec"]
+        node[path[-1]] = new_template
+    else:
+        new_doc = dict(doc)
+        new_doc["metadata"] = new_pod["metadata"]
+        new_doc["spec"] = new_pod["spec"]
+    if names:
+        return new_doc, "injected", "injected SidecarSet(s) %s" % ", ".join(names)
+    return new_doc, "injected", "removed SidecarSet(s) that no longer match labels %s" % _labels_text(labels)
+
+
+def _labels_text(labels):
+    return "{%s}" % ", ".join("%s: %s" % (k, labels[k]) for k in sorted(labels))
+
+
+def dump_documents(docs):
+    """Render documents as block-style YAML (key order preserved), separated by ``---`` lines."""
+    _require_yaml()
+    parts = []
+    for doc in docs:
+        parts.append(yaml.dump(doc, Dumper=_DUMPER, sort_keys=False, default_flow_style=False,
+                               allow_unicode=True, width=1 << 30))
+    return "---\n".join(parts)
