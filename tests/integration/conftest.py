@@ -1,0 +1,335 @@
+"""Fixtures for the integration tests: a real kube-apiserver (never a mock).
+
+Which cluster:
+  * ``KUBECONFIG`` set by the caller (e.g. a kind cluster): used as is; nothing is started or
+    stopped, and tests that need the node simulator's deterministic behaviour are skipped
+    (``kube.nodesim`` is False unless nodes labelled ``nodesim.meshops.io/managed=true`` exist).
+    ``MESHOPS_LOCAL_CLUSTER=1`` ignores ``KUBECONFIG`` and uses the local control plane anyway.
+  * otherwise the local control plane: ``tools/cluster/up.sh`` (what ``make cluster-up`` runs):
+    etcd + kube-apiserver v1.20.2 + kube-controller-manager + tools/nodesim, admin kubeconfig in
+    ``.cluster/kubeconfig``. up.sh is idempotent, so a running cluster is reused. The fixture never
+    stops it, whether it started it or not: the next run reuses it (about 15 s saved), and
+    ``make cluster-down`` stops it. On a machine without apt, up.sh exits 2 and the integration
+    tests are skipped with its message (how to point them at another cluster).
+
+Fixtures:
+  * ``kube`` (session): a ``KubeEnv`` with ``kubeconfig``, ``api_client``, ``core`` (CoreV1Api),
+    ``apps`` (AppsV1Api), ``batch``, ``rbac``, ``local`` (our control plane), ``nodesim``,
+    ``env`` (KUBECONFIG / K8S_AUTH_KUBECONFIG for subprocesses) and ``wait_for()``.
+  * ``namespace`` (function): a fresh namespace (its ``default`` ServiceAccount ready), deleted after.
+  * ``least_privilege`` (session): a ``Principal`` for a ServiceAccount bound by a
+    ClusterRoleBinding to exactly the ClusterRole of docs/rbac/collection-role.yaml: ``token``,
+    ``kubeconfig`` (file), ``api_client``, ``core``, ``apps``, ``env`` (K8S_AUTH_* variables).
+  * ``least_privilege_ns`` (function): the same, bound by a RoleBinding to the namespaced Role of
+    that file inside ``namespace`` only.
+
+The cluster lifecycle tests (test_cluster_lifecycle.py) are moved to the end of the run, so that
+their down/up (which empties the cluster) cannot disturb other tests.
+"""
+
+import base64
+import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import urllib3
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER_DIR = Path(os.environ.get("MESHOPS_CLUSTER_DIR", ROOT / ".cluster"))
+LOCAL_KUBECONFIG = CLUSTER_DIR / "kubeconfig"
+RBAC_FILE = ROOT / "docs" / "rbac" / "collection-role.yaml"
+COLLECTION_ROLE = "meshops-sidecarset-collection"
+NODESIM_LABEL = "nodesim.meshops.io/managed"
+HERE = Path(__file__).resolve().parent
+
+# Captured at import time, before anything in the session could set it.
+USER_KUBECONFIG = None if os.environ.get("MESHOPS_LOCAL_CLUSTER") == "1" else os.environ.get("KUBECONFIG")
+
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+def user_supplied_cluster():
+    """True when the caller pointed the tests at their own cluster with KUBECONFIG."""
+    return bool(USER_KUBECONFIG)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "integration: needs a Kubernetes API server (local control plane or $KUBECONFIG)")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "cluster_lifecycle: stops and restarts the local control plane; runs last")
+
+
+def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
+    first, last = [], []
+    for item in items:
+        path = Path(str(getattr(item, "path", None) or item.fspath)).resolve()
+        if HERE in path.parents:
+            item.add_marker(pytest.mark.integration)
+        (last if item.get_closest_marker("cluster_lifecycle") else first).append(item)
+    items[:] = first + last
+
+
+def wait_for(predicate, timeout=15.0, interval=0.1, message="condition"):
+    """Poll predicate() until it returns a truthy value; return that value or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # pylint: disable=broad-except
+            last_exc = exc
+        if time.monotonic() > deadline:
+            extra = " (last error: %r)" % (last_exc,) if last_exc else ""
+            pytest.fail("timed out after %.1fs waiting for %s%s" % (timeout, message, extra))
+        time.sleep(interval)
+
+
+class KubeEnv:
+    def __init__(self, kubeconfig, local, up_output=""):
+        from kubernetes import client, config  # pylint: disable=import-outside-toplevel
+
+        self.kubeconfig = str(kubeconfig)
+        self.local = local
+        self.up_output = up_output
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=self.kubeconfig, client_configuration=cfg)
+        self.configuration = cfg
+        self.host = cfg.host
+        self.api_client = client.ApiClient(cfg)
+        self.core = client.CoreV1Api(self.api_client)
+        self.apps = client.AppsV1Api(self.api_client)
+        self.batch = client.BatchV1Api(self.api_client)
+        self.rbac = client.RbacAuthorizationV1Api(self.api_client)
+        self.env = {"KUBECONFIG": self.kubeconfig, "K8S_AUTH_KUBECONFIG": self.kubeconfig}
+        self.wait_for = wait_for
+        self.nodesim = bool(self.core.list_node(label_selector=NODESIM_LABEL + "=true").items)
+
+    def __repr__(self):
+        return "KubeEnv(%s, local=%s, nodesim=%s)" % (self.host, self.local, self.nodesim)
+
+
+def _run_up():
+    env = dict(os.environ)
+    env.pop("MESHOPS_UP_LOCKED", None)
+    proc = subprocess.run(
+        [str(ROOT / "tools" / "cluster" / "up.sh")], cwd=str(ROOT), env=env, capture_output=True, text=True,
+        timeout=3600, check=False,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def kube():
+    if user_supplied_cluster():
+        env = KubeEnv(USER_KUBECONFIG, local=False)
+        try:
+            env.core.list_namespace(limit=1)
+        except Exception as exc:  # pylint: disable=broad-except
+            pytest.fail("KUBECONFIG=%s: the cluster cannot be reached: %s" % (USER_KUBECONFIG, exc))
+        return env
+    rc, out = _run_up()
+    if rc == 2:
+        pytest.skip("local control plane unavailable on this machine:\n" + out)
+    if rc != 0:
+        pytest.fail("tools/cluster/up.sh failed (exit %d):\n%s" % (rc, out[-6000:]))
+    return KubeEnv(LOCAL_KUBECONFIG, local=True, up_output=out)
+
+
+@pytest.fixture
+def nodesim(kube):
+    """Skip unless the pods run on simulated nodes (deterministic statuses, failure injection)."""
+    if not kube.nodesim:
+        pytest.skip("needs the node simulator (tools/nodesim); this cluster has no simulated nodes")
+    return kube
+
+
+def _slug(text, size=30):
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:size].strip("-") or "t"
+
+
+def wait_for_default_sa(kube, name, timeout=30):
+    def ready():
+        sa = kube.core.read_namespaced_service_account("default", name)
+        # up to 1.23 the tokens controller must have created the token Secret before pods can
+        # be admitted; later versions have no such Secret
+        return sa if (sa.secrets or _server_minor(kube) >= 24) else None
+
+    return wait_for(ready, timeout=timeout, message="ServiceAccount %s/default" % name)
+
+
+_MINOR = {}
+
+
+def _server_minor(kube):
+    if "v" not in _MINOR:
+        from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+        info = client.VersionApi(kube.api_client).get_code()
+        _MINOR["v"] = int(re.sub(r"\D.*$", "", info.minor) or 0)
+    return _MINOR["v"]
+
+
+def create_namespace(kube, prefix):
+    from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+    name = "%s-%s" % (_slug(prefix, 40), uuid.uuid4().hex[:6])
+    kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+        name=name, labels={"meshops.io/test": "integration"})))
+    wait_for_default_sa(kube, name)
+    return name
+
+
+def delete_namespace(kube, name):
+    from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel
+
+    try:
+        kube.core.delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+@pytest.fixture
+def namespace(kube, request):
+    name = create_namespace(kube, "it-" + _slug(request.node.name, 30))
+    yield name
+    delete_namespace(kube, name)
+
+
+# ------------------------------------------------------------------------------ least privilege
+
+
+def rbac_documents():
+    with open(RBAC_FILE, encoding="utf-8") as handle:
+        return [d for d in yaml.safe_load_all(handle) if d]
+
+
+class Principal:
+    """Credentials of a ServiceAccount bound to exactly the collection role."""
+
+    def __init__(self, kube, namespace, service_account, token, path):
+        from kubernetes import client, config  # pylint: disable=import-outside-toplevel
+
+        self.namespace = namespace
+        self.service_account = service_account
+        self.username = "system:serviceaccount:%s:%s" % (namespace, service_account)
+        self.token = token
+        self.host = kube.host
+        with open(kube.kubeconfig, encoding="utf-8") as handle:
+            admin = yaml.safe_load(handle)
+        ctx_name = admin.get("current-context")
+        ctx = next(c["context"] for c in admin["contexts"] if c["name"] == ctx_name)
+        cluster = dict(next(c["cluster"] for c in admin["clusters"] if c["name"] == ctx["cluster"]))
+        ca_file = cluster.get("certificate-authority")
+        if ca_file and not os.path.isabs(ca_file):
+            cluster["certificate-authority"] = os.path.join(os.path.dirname(kube.kubeconfig), ca_file)
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "c", "cluster": cluster}],
+            "users": [{"name": service_account, "user": {"token": token}}],
+            "contexts": [{"name": "lp", "context": {"cluster": "c", "user": service_account, "namespace": namespace}}],
+            "current-context": "lp",
+        }
+        path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        os.chmod(path, 0o600)
+        self.kubeconfig = str(path)
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=self.kubeconfig, client_configuration=cfg)
+        self.api_client = client.ApiClient(cfg)
+        self.core = client.CoreV1Api(self.api_client)
+        self.apps = client.AppsV1Api(self.api_client)
+        self.env = {
+            "KUBECONFIG": self.kubeconfig,
+            "K8S_AUTH_KUBECONFIG": self.kubeconfig,
+            "K8S_AUTH_HOST": self.host,
+            "K8S_AUTH_API_KEY": token,
+            "K8S_AUTH_VERIFY_SSL": "false" if cluster.get("insecure-skip-tls-verify") else "true",
+        }
+
+    def __repr__(self):
+        return "Principal(%s)" % self.username
+
+
+def _apply(create, replace, body, *ns):
+    from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel
+
+    try:
+        create(*ns, body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        replace(body["metadata"]["name"], *ns, body)
+
+
+def _service_account_token(kube, ns, sa_name):
+    """ServiceAccount + a kubernetes.io/service-account-token Secret filled by the tokens controller."""
+    from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+    kube.core.create_namespaced_service_account(ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=sa_name)))
+    secret_name = sa_name + "-token"
+    kube.core.create_namespaced_secret(ns, client.V1Secret(
+        metadata=client.V1ObjectMeta(name=secret_name, annotations={"kubernetes.io/service-account.name": sa_name}),
+        type="kubernetes.io/service-account-token"))
+
+    def filled():
+        secret = kube.core.read_namespaced_secret(secret_name, ns)
+        return (secret.data or {}).get("token")
+
+    raw = wait_for(filled, timeout=30, message="token of ServiceAccount %s/%s" % (ns, sa_name))
+    return base64.b64decode(raw).decode()
+
+
+def _roles(kind):
+    return [d for d in rbac_documents() if d["kind"] == kind and d["metadata"]["name"] == COLLECTION_ROLE]
+
+
+@pytest.fixture(scope="session")
+def least_privilege(kube, tmp_path_factory):
+    from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel
+
+    (role,) = _roles("ClusterRole")
+    _apply(kube.rbac.create_cluster_role, kube.rbac.replace_cluster_role, role)
+    ns = create_namespace(kube, "meshops-lp")
+    sa_name = "meshops-collection"
+    binding_name = "%s-%s" % (COLLECTION_ROLE, ns)
+    kube.rbac.create_cluster_role_binding({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": binding_name, "labels": {"meshops.io/test": "integration"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": COLLECTION_ROLE},
+        "subjects": [{"kind": "ServiceAccount", "name": sa_name, "namespace": ns}],
+    })
+    token = _service_account_token(kube, ns, sa_name)
+    principal = Principal(kube, ns, sa_name, token, tmp_path_factory.mktemp("least-privilege") / "kubeconfig")
+    yield principal
+    try:
+        kube.rbac.delete_cluster_role_binding(binding_name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    delete_namespace(kube, ns)
+
+
+@pytest.fixture
+def least_privilege_ns(kube, namespace, tmp_path):
+    (role,) = _roles("Role")
+    role = dict(role, metadata=dict(role["metadata"], namespace=namespace))
+    kube.rbac.create_namespaced_role(namespace, role)
+    sa_name = "meshops-collection"
+    kube.rbac.create_namespaced_role_binding(namespace, {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": COLLECTION_ROLE},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": COLLECTION_ROLE},
+        "subjects": [{"kind": "ServiceAccount", "name": sa_name, "namespace": namespace}],
+    })
+    token = _service_account_token(kube, namespace, sa_name)
+    return Principal(kube, namespace, sa_name, token, tmp_path / "kubeconfig")
