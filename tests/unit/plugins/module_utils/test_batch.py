@@ -1,0 +1,143 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) meshops.sidecarset contributors
+# Apache License 2.0 (see LICENSE)
+"""Tests of partition/maxUnavailable arithmetic, pod ordering and batch picking (3.5)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils import batch
+from ansible_collections.meshops.sidecarset.plugins.module_utils import hotupgrade as hu
+from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory as pf
+
+SS1 = pf.sidecarset()
+SS2 = pf.with_images(SS1, "hash-2", mesh="reg.example/mesh:v2")
+
+
+def names(pods):
+    return [p["metadata"]["name"] for p in pods]
+
+
+def with_strategy(sset, **fields):
+    result = pf.with_images(sset, sset["metadata"]["annotations"]["kruise.io/sidecarset-hash"])
+    result["spec"]["updateStrategy"].update(fields)
+    return result
+
+
+@pytest.mark.parametrize("partition,replicas,expected", [
+    (None, 5, 0), (0, 5, 0), (2, 5, 2), (9, 5, 5), (-1, 5, 0), ("3", 5, 3),
+    ("0%", 5, 0), ("1%", 5, 1), ("50%", 5, 3), ("99%", 5, 4), ("100%", 5, 5),
+    ("99%", 1, 1), ("50%", 0, 0), ("100%", 1, 1),
+])
+def test_calculate_partition(partition, replicas, expected):
+    assert batch.calculate_partition(partition, replicas) == expected
+
+
+@pytest.mark.parametrize("value,matched,expected", [
+    (None, 10, 1), (0, 10, 0), (3, 10, 3), ("25%", 10, 3), ("5%", 6, 1), ("100%", 7, 7), ("0%", 7, 0), ("2", 7, 2),
+])
+def test_max_unavailable_count(value, matched, expected):
+    assert batch.max_unavailable_count(value, matched) == expected
+
+
+@pytest.mark.parametrize("bad", ["x", "25.5%", -1, True])
+def test_max_unavailable_rejects(bad):
+    with pytest.raises(ValueError):
+        batch.max_unavailable_count(bad, 4)
+
+
+def test_active_pods_order():
+    unscheduled = pf.pod("unscheduled", node="")
+    pending = pf.pod("pending", phase="Pending")
+    not_ready = pf.pod("not-ready", ready=False)
+    ready_recent = pf.pod("ready-recent")
+    ready_recent["status"]["conditions"][0]["lastTransitionTime"] = "2024-03-01T00:00:00Z"
+    ready_old = pf.pod("ready-old")
+    restarts = pf.pod("restarts")
+    restarts["status"]["conditions"][0]["lastTransitionTime"] = "2024-01-01T00:00:00Z"
+    restarts["status"]["containerStatuses"][0]["restartCount"] = 3
+    newer = pf.pod("newer", created="2024-02-01T00:00:00Z")
+    pods = [ready_old, newer, restarts, ready_recent, not_ready, pending, unscheduled]
+    assert names(batch.sort_pods(pods, SS2)) == [
+        "unscheduled", "pending", "not-ready", "ready-recent", "restarts", "newer", "ready-old"]
+
+
+def test_weight_priority_is_stable():
+    sset = with_strategy(SS2, priorityStrategy={"weightPriority": [
+        {"weight": 50, "matchSelector": {"matchLabels": {"tier": "canary"}}},
+        {"weight": 10, "matchSelector": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}},
+    ]})
+    pods = [pf.pod("p0", labels={"zone": "b"}), pf.pod("p1", labels={"zone": "a"}),
+            pf.pod("p2", labels={"tier": "canary"}), pf.pod("p3", labels={"zone": "a"})]
+    assert names(batch.sort_pods(pods, sset)) == ["p2", "p1", "p3", "p0"]
+
+
+def test_order_priority():
+    sset = with_strategy(SS2, priorityStrategy={"orderPriority": [{"orderedKey": "first"}, {"orderedKey": "second"}]})
+    pods = [pf.pod("second-9", labels={"second": "x9"}), pf.pod("first-1", labels={"first": "v1"}),
+            pf.pod("first-12", labels={"first": "v12"}), pf.pod("none", labels={})]
+    assert names(batch.sort_pods(pods, sset)) == ["none", "first-12", "first-1", "second-9"]
+
+
+def test_scatter_spreads_matched_pods_and_keeps_one_for_the_end():
+    sset = with_strategy(SS2, scatterStrategy=[{"key": "zone", "value": "a"}])
+    pods = [pf.pod("a%d" % i, labels={"zone": "a"}) for i in range(3)] + [pf.pod("b%d" % i, labels={"zone": "b"}) for i in range(3)]
+    assert names(batch.sort_pods(pods, sset)) == ["a0", "b0", "b1", "a1", "b2", "a2"]
+
+
+def test_scatter_wildcard_expands_values():
+    sset = with_strategy(SS2, scatterStrategy=[{"key": "zone", "value": "*"}])
+    pods = [pf.pod("a0", labels={"zone": "a"}), pf.pod("a1", labels={"zone": "a"}), pf.pod("a2", labels={"zone": "a"}),
+            pf.pod("b0", labels={"zone": "b"}), pf.pod("b1", labels={"zone": "b"})]
+    ordered = names(batch.sort_pods(pods, sset))
+    assert sorted(ordered) == sorted(names(pods))
+    assert ordered != names(pods)
+
+
+def test_pick_batch_respects_max_unavailable_and_not_ready_pods_are_free():
+    pods = [pf.pod("p%d" % i) for i in range(4)] + [pf.pod("sick", ready=False)]
+    result = batch.pick_batch(pods, SS2)
+    assert names(result["batch"]) == ["sick", "p0"]
+    assert names(result["waiting"]) == ["p1", "p2", "p3"]
+    assert (result["matched"], result["unavailable"], result["max_unavailable"]) == (5, 0, 1)
+    result = batch.pick_batch(pods, SS2, max_unavailable="50%")
+    assert names(result["batch"]) == ["sick", "p0", "p1", "p2"]
+
+
+def test_pick_batch_counts_in_flight_pods(now):
+    busy = pf.pod("busy")
+    busy = hu.apply_plan(busy, hu.plan_next(busy, SS2, 10, now))
+    pods = [busy, pf.pod("p1"), pf.pod("p2")]
+    result = batch.pick_batch(pods, SS2)
+    assert names(result["in_flight"]) == ["busy"]
+    assert result["unavailable"] == 1
+    assert result["batch"] == []
+    assert names(result["waiting"]) == ["p1", "p2"]
+    ready_for_reset = pf.kubelet(busy)
+    result = batch.pick_batch([ready_for_reset, pf.pod("p1")], SS2)
+    assert names(result["reset"]) == ["busy"]
+
+
+def test_pick_batch_partition_and_not_upgradable():
+    pods = [pf.pod("p%d" % i) for i in range(4)] + [pf.pod("foreign", sets=[pf.sidecarset(name="other")])]
+    result = batch.pick_batch(pods, SS2, max_unavailable=10, partition=2)
+    assert names(result["batch"]) == ["p0", "p1"]
+    assert names(result["partitioned"]) == ["p2", "p3"]
+    assert [(p["metadata"]["name"], reason) for p, reason in result["not_upgradable"]] == [
+        ("foreign", "pod is not injected by SidecarSet mesh-set")]
+    changed = pf.sidecarset(hash_value="hash-9", hash_without_image="hwi-9")
+    result = batch.pick_batch([pf.pod("p0")], changed)
+    assert result["batch"] == [] and result["not_upgradable"][0][1].startswith("hash-without-image differs")
+
+
+def test_pick_batch_selector_and_paused():
+    sset = with_strategy(SS2, selector={"matchLabels": {"canary": "true"}})
+    pods = [pf.pod("p0"), pf.pod("p1", labels={"app": "demo", "canary": "true"})]
+    assert names(batch.pick_batch(pods, sset)["batch"]) == ["p1"]
+    paused = with_strategy(SS2, paused=True)
+    result = batch.pick_batch(pods, paused)
+    assert result["batch"] == [] and result["stopped"] == "updateStrategy is paused"
+    assert names(result["waiting"]) == ["p0", "p1"]

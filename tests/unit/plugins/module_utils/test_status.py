@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) meshops.sidecarset contributors
+# Apache License 2.0 (see LICENSE)
+"""Tests of compute_status (1.7) and pod_report."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils import hotupgrade as hu
+from ansible_collections.meshops.sidecarset.plugins.module_utils.status import compute_status, pod_report
+from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory as pf
+
+SS1 = pf.sidecarset()
+SS2 = pf.with_images(SS1, "hash-2", mesh="reg.example/mesh:v2")
+
+
+def test_compute_status_counts(now):
+    done = pf.pod("done")
+    done = pf.kubelet(hu.apply_plan(done, hu.plan_next(done, SS2, 10, now)))
+    done = pf.kubelet(hu.apply_plan(done, hu.plan_next(done, SS2, 10, now)))
+    upgrading = pf.pod("upgrading")
+    upgrading = pf.kubelet(hu.apply_plan(upgrading, hu.plan_next(upgrading, SS2, 10, now)))
+    old = pf.pod("old")
+    foreign = pf.pod("foreign", sets=[pf.sidecarset(name="other")])
+    gone = pf.pod("gone", phase="Failed")
+    assert compute_status([done, upgrading, old, foreign, gone], SS2) == {
+        "matchedPods": 3, "updatedPods": 2, "readyPods": 2, "updatedReadyPods": 1}
+
+
+def test_pod_report(now):
+    pod = pf.pod("p1")
+    pod = hu.apply_plan(pod, hu.plan_next(pod, SS2, 10, now))
+    report = pod_report(pod, SS2)
+    assert report == {
+        "name": "p1", "namespace": "default", "node": "node-1",
+        "phase": "upgrading", "reason": "mesh-2: waiting for kubelet to run reg.example/mesh:v2",
+        "updated": True, "ready": False,
+        "working": {"mesh": "mesh-2"}, "empty": {"mesh": "mesh-1"},
+        "images": {"mesh-1": "reg.example/mesh:v1", "mesh-2": "reg.example/mesh:v2"},
+        "versions": {"mesh-1": {"version": "1", "versionalt": "10"}, "mesh-2": {"version": "10", "versionalt": "1"}},
+    }
+    cold_set = pf.sidecarset(containers=[pf.cold("log", "l:1")])
+    assert pod_report(pf.pod(sets=[cold_set]), cold_set)["images"] == {"log": "l:1"}
