@@ -27,6 +27,7 @@ __metaclass__ = type
 
 import datetime
 import json
+import marshal
 import re
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import (
@@ -101,6 +102,45 @@ def _version_env(twin):
     ]
 
 
+def to_plain(value):
+    """Return JSON-like data made of builtin types only (``str`` subclasses such as Ansible's unsafe text become
+    ``str``), so that it can be marshalled and safely dumped as YAML."""
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
+
+
+class _Frozen(object):
+    """An immutable JSON-like value that hands out fresh deep copies quickly (marshal when possible)."""
+
+    __slots__ = ("blob", "value")
+
+    def __init__(self, value):
+        value = to_plain(value)
+        try:
+            self.blob = marshal.dumps(value)
+            self.value = None
+        except ValueError:
+            self.blob = None
+            self.value = value
+
+    def get(self):
+        """Return a fresh deep copy."""
+        if self.blob is not None:
+            return marshal.loads(self.blob)
+        return clone(self.value)
+
+
 class _Sidecar(object):
     """One SidecarSet container (or init container), precompiled."""
 
@@ -113,68 +153,81 @@ class _Sidecar(object):
         self.empty_image = empty_image(container)
         self.share_mounts = ((container.get("shareVolumePolicy") or {}).get("type") == "enabled")
         self.share_devices = ((container.get("shareVolumeDevicePolicy") or {}).get("type") == "enabled")
-        self.transfer = container.get("transferEnv") or []
-        template = {k: clone(v) for k, v in container.items() if k in CONTAINER_FIELDS}
+        self.transfer = to_plain(container.get("transferEnv") or [])
+        template = {k: to_plain(v) for k, v in container.items() if k in CONTAINER_FIELDS}
         template["env"] = list(template.get("env") or []) + [dict(_IS_INJECTED_ENV)]
-        self.template = template
         self.volume_names = [m.get("name") for m in container.get("volumeMounts") or ()]
         self.volume_names += [d.get("name") for d in container.get("volumeDevices") or ()]
         self.dynamic = bool(self.share_mounts or self.share_devices or self.transfer)
-        self.names = list(hot_upgrade_names(self.name)) if self.hot else [self.name]
-        self.static = None if self.dynamic else self._finish(template)
-
-    def _finish(self, container):
-        """Expand a fully merged container into the pod container(s) (HotUpgrade twins)."""
-        if not self.hot:
-            return [container]
-        first, second = hot_upgrade_names(self.name)
-        working = clone(container)
-        working["name"] = first
-        working["env"] = working["env"] + _version_env(first)
-        idle = clone(container)
-        idle["name"] = second
-        idle["image"] = self.empty_image
-        idle["env"] = idle["env"] + _version_env(second)
-        return [working, idle]
+        self.own_mount_paths = {m.get("mountPath") for m in template.get("volumeMounts") or ()}
+        self.own_mount_paths.update(d.get("devicePath") for d in template.get("volumeDevices") or ())
+        # one (frozen container, frozen version env) per pod container: N, or N-1 then N-2
+        self.parts = []
+        if self.hot:
+            for twin in hot_upgrade_names(self.name):
+                part = dict(template, name=twin)
+                if twin.endswith("-2"):
+                    part["image"] = self.empty_image
+                self.parts.append((_Frozen(part), _Frozen(_version_env(twin))))
+        else:
+            self.parts.append((_Frozen(template), None))
+        self.names = [part.get()["name"] for part, unused_env in self.parts]
+        if not self.dynamic:
+            finished = []
+            for part, version_env in self.parts:
+                container_copy = part.get()
+                if version_env:
+                    container_copy["env"].extend(version_env.get())
+                finished.append(container_copy)
+            self.static = _Frozen(finished)
+        else:
+            self.static = None
 
     def build(self, context):
         """Return the pod containers for this sidecar (fresh objects)."""
         if self.static is not None:
-            return [clone(c) for c in self.static]
-        container = clone(self.template)
-        env = container["env"]
-        present = {e.get("name") for e in env}
+            return self.static.get()
+        extra_env = []
+        env_names = set()
+        base = self.parts[0][0].get()
+        env_names.update(e.get("name") for e in base["env"])
         if self.transfer:
             for var in context.transfer_envs(self.transfer):
-                if var.get("name") not in present:
-                    env.append(clone(var))
-                    present.add(var.get("name"))
+                if var.get("name") not in env_names:
+                    env_names.add(var.get("name"))
+                    extra_env.append(var)
+        extra_mounts = []
         if self.share_mounts:
-            mounts, extra_env = context.shared_mounts()
-            used = {m.get("mountPath") for m in container.get("volumeMounts") or ()}
-            used.update(d.get("devicePath") for d in container.get("volumeDevices") or ())
-            merged = list(container.get("volumeMounts") or [])
+            mounts, subpath_env = context.shared_mounts()
+            used = set(self.own_mount_paths)
             for mount in mounts:
                 if mount.get("mountPath") not in used:
                     used.add(mount.get("mountPath"))
-                    merged.append(clone(mount))
-            if merged:
-                container["volumeMounts"] = merged
-            for var in extra_env:
-                if var.get("name") not in present:
-                    env.append(clone(var))
-                    present.add(var.get("name"))
+                    extra_mounts.append(mount)
+            for var in subpath_env:
+                if var.get("name") not in env_names:
+                    env_names.add(var.get("name"))
+                    extra_env.append(var)
+        extra_devices = []
         if self.share_devices:
-            used = {d.get("devicePath") for d in container.get("volumeDevices") or ()}
-            used.update(m.get("mountPath") for m in container.get("volumeMounts") or ())
-            merged = list(container.get("volumeDevices") or [])
+            used = set(self.own_mount_paths)
             for device in context.shared_devices():
                 if device.get("devicePath") not in used:
                     used.add(device.get("devicePath"))
-                    merged.append(clone(device))
-            if merged:
-                container["volumeDevices"] = merged
-        return self._finish(container)
+                    extra_devices.append(device)
+        out = []
+        for position, (part, version_env) in enumerate(self.parts):
+            container = base if position == 0 else part.get()
+            if extra_env:
+                container["env"].extend([clone(var) if "valueFrom" in var else dict(var) for var in extra_env])
+            if version_env:
+                container["env"].extend(version_env.get())
+            if extra_mounts:
+                container["volumeMounts"] = (container.get("volumeMounts") or []) + [dict(m) for m in extra_mounts]
+            if extra_devices:
+                container["volumeDevices"] = (container.get("volumeDevices") or []) + [clone(d) for d in extra_devices]
+            out.append(container)
+        return out
 
 
 class CompiledSidecarSet(object):
@@ -194,10 +247,10 @@ class CompiledSidecarSet(object):
         self.select_namespace = None if ns_selector is None else compile_label_selector(ns_selector)
         self.init = [_Sidecar(c, True) for c in spec.get("initContainers") or ()]
         self.containers = [_Sidecar(c, False) for c in spec.get("containers") or ()]
-        self.volumes = {v["name"]: v for v in spec.get("volumes") or ()}
+        self.volumes = {v["name"]: _Frozen(v) for v in spec.get("volumes") or ()}
         self.volume_order = [v["name"] for v in spec.get("volumes") or ()]
-        self.secrets = spec.get("imagePullSecrets") or []
-        self.patches = spec.get("patchPodMetadata") or []
+        self.secrets = to_plain(spec.get("imagePullSecrets") or [])
+        self.patches = to_plain(spec.get("patchPodMetadata") or [])
         self.sidecar_list = sorted([s.name for s in self.containers] + [s.name for s in self.init if s.native])
         self.hot = [s for s in self.init + self.containers if s.hot]
         self.produced = {}
@@ -205,6 +258,32 @@ class CompiledSidecarSet(object):
             for pod_name in sidecar.names:
                 self.produced[pod_name] = sidecar
         self.init_names = {n for s in self.init for n in s.names}
+        self.needed_volumes = [name for name in self.volume_order
+                               if any(name in s.volume_names for s in self.init + self.containers)]
+        self._entry_json = {}
+        self.fresh_versions = {}
+        for sidecar in self.hot:
+            first, second = hot_upgrade_names(sidecar.name)
+            self.fresh_versions[version_key(first)] = "1"
+            self.fresh_versions[version_alt_key(first)] = "0"
+            self.fresh_versions[version_key(second)] = "0"
+            self.fresh_versions[version_alt_key(second)] = "1"
+
+    def entry_json(self, timestamp, without_image):
+        """The JSON text of this SidecarSet's pod hash entry (``write_hash_entries`` format, one entry)."""
+        key = (timestamp, without_image)
+        text = self._entry_json.get(key)
+        if text is None:
+            entry = {"updateTimestamp": timestamp,
+                     "hash": self.hash_without_image if without_image else self.hash,
+                     "sidecarSetName": self.name, "sidecarList": list(self.sidecar_list)}
+            if not without_image and self.revision:
+                entry["controllerRevision"] = self.revision
+            text = write_hash_entries({self.name: entry})[1:-1]
+            if len(self._entry_json) > 64:
+                self._entry_json.clear()
+            self._entry_json[key] = text
+        return text
 
     def matches(self, labels, namespace_labels):
         """PodMatchedSidecarSet (the ``paused`` flag is checked by the caller)."""
@@ -235,12 +314,27 @@ def compile_sidecarset(sidecarset):
     return compiled
 
 
+_LIST_CACHE = {}
+_FRESH_WORKING = {}
+
+
 def compile_sidecarsets(sidecarsets):
     """Compile a list of SidecarSets, sorted by name; duplicate names raise ``SidecarSetError``."""
-    compiled = sorted((compile_sidecarset(s) for s in sidecarsets or ()), key=lambda c: c.name or "")
+    items = list(sidecarsets or ())
+    key = tuple(id(s) for s in items)
+    cached = _LIST_CACHE.get(key)
+    if cached is not None and all(a is b for a, b in zip(cached[0], items)):
+        if all(c.source is s and c.hash == get_hash(s) for c, s in zip(cached[2], items)
+               if not isinstance(s, CompiledSidecarSet)):
+            return cached[1]
+    compiled_items = [compile_sidecarset(s) for s in items]
+    compiled = sorted(compiled_items, key=lambda c: c.name or "")
     for first, second in zip(compiled, compiled[1:]):
         if first.name == second.name:
             raise SidecarSetError([("metadata.name", "SidecarSet passed twice")], sidecarset=first.name)
+    if len(_LIST_CACHE) > 64:
+        _LIST_CACHE.clear()
+    _LIST_CACHE[key] = (items, compiled, compiled_items)
     return compiled
 
 
@@ -471,9 +565,14 @@ def _new_entry(old, compiled, hash_value, timestamp, with_revision):
 
 
 def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None):
-    """Inject the matching SidecarSets into a pod-like dict; return ``(new_pod, injected_names)``."""
+    """Inject the matching SidecarSets into a pod-like dict; return ``(new_pod, injected_names)``.
+
+    The input is never mutated. The result is a new dict whose changed parts are fresh objects; parts that
+    injection does not change (app containers, labels, other fields) may be shared with the input.
+    """
     compiled_all = compile_sidecarsets(sidecarsets)
-    metadata = (pod or {}).get("metadata") or {}
+    pod = pod or {}
+    metadata = pod.get("metadata") or {}
     labels = metadata.get("labels") or {}
     annotations = metadata.get("annotations") or {}
     namespace = namespace or metadata.get("namespace") or "default"
@@ -485,15 +584,12 @@ def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None
     previous = set(old_hash) | set(old_list)
     matched_names = {c.name for c in matched}
     removing = {c.name for c in compiled_all if c.name in previous and not c.paused and c.name not in matched_names}
-    new_pod = clone(pod or {})
+    new_pod = dict(pod)
     if not matched and not removing:
         return new_pod, []
-    new_meta = new_pod.setdefault("metadata", {})
-    if new_meta is None:
-        new_meta = new_pod["metadata"] = {}
-    spec = new_pod.get("spec")
-    if spec is None:
-        spec = new_pod["spec"] = {}
+    spec = pod.get("spec") or {}
+    new_spec = new_pod["spec"] = dict(spec)
+    new_meta = new_pod["metadata"] = dict(metadata)
     containers = spec.get("containers") or []
     init_containers = spec.get("initContainers") or []
     claims = _claims(old_hash)
@@ -512,98 +608,119 @@ def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None
         for sidecar in compiled.containers:
             for built in sidecar.build(context):
                 new_containers.append((built, sidecar.policy))
-    init_built = []
-    for compiled in matched:
         for sidecar in compiled.init:
             for built in sidecar.build(context):
-                init_built.append((built, sidecar.policy))
-    init_built.sort(key=lambda item: item[0]["name"])
-    new_init = init_built
+                new_init.append((built, sidecar.policy))
+    new_init.sort(key=lambda item: item[0]["name"])
 
-    old_refs = set()
     final_containers, old_containers = _merge_list(containers, owners, matched_names, new_containers, removing)
-    old_refs |= _volume_refs(old_containers)
     final_init, old_init = _merge_list(init_containers, init_owners, matched_names, new_init, removing)
-    old_refs |= _volume_refs(old_init)
-    spec["containers"] = final_containers
+    new_spec["containers"] = final_containers
     if final_init or "initContainers" in spec:
-        spec["initContainers"] = final_init
+        new_spec["initContainers"] = final_init
+    _merge_volumes(new_spec, spec, matched, _volume_refs(old_containers) | _volume_refs(old_init),
+                   final_containers + final_init, {id(c) for c, unused in new_containers + new_init})
 
-    # volumes: SidecarSet volumes named by sidecar mounts; an existing pod volume wins, except one that only
-    # the previous version of a re-injected SidecarSet used (it is replaced in place or dropped).
-    fresh_ids = {id(c) for c, unused_policy in new_containers} | {id(c) for c, unused_policy in new_init}
-    remaining_refs = _volume_refs(c for c in final_containers + final_init if id(c) not in fresh_ids)
+    added = [secret for compiled in matched for secret in compiled.secrets]
+    if added:
+        secrets = list(spec.get("imagePullSecrets") or [])
+        secret_names = {s.get("name") for s in secrets}
+        for secret in added:
+            if secret.get("name") not in secret_names:
+                secrets.append(dict(secret))
+                secret_names.add(secret.get("name"))
+        if len(secrets) != len(spec.get("imagePullSecrets") or []):
+            new_spec["imagePullSecrets"] = secrets
+
+    new_annotations = dict(annotations)
+    for compiled in matched:
+        _apply_patches(new_annotations, compiled.patches)
+    _write_annotations(new_annotations, annotations, matched, removing, old_hash, old_list, format_timestamp(now))
+    if new_annotations:
+        new_meta["annotations"] = new_annotations
+    else:
+        new_meta.pop("annotations", None)
+    return new_pod, [c.name for c in matched]
+
+
+def _merge_volumes(new_spec, spec, matched, old_refs, final_containers, fresh_ids):
+    """SidecarSet volumes named by sidecar mounts are added; an existing pod volume wins, except one that only
+    the previous version of a re-injected SidecarSet used (it is replaced in place, or dropped)."""
     volumes = spec.get("volumes") or []
-    ours = {v.get("name") for v in volumes if v.get("name") in old_refs and v.get("name") not in remaining_refs}
     wanted = {}
     for compiled in matched:
-        needed = set()
-        for sidecar in compiled.init + compiled.containers:
-            needed.update(sidecar.volume_names)
-        for vol_name in compiled.volume_order:
-            if vol_name in needed and vol_name not in wanted:
+        for vol_name in compiled.needed_volumes:
+            if vol_name not in wanted:
                 wanted[vol_name] = compiled.volumes[vol_name]
+    if not wanted and not old_refs:
+        return
+    ours = set()
+    if old_refs:
+        remaining_refs = _volume_refs(c for c in final_containers if id(c) not in fresh_ids)
+        ours = {v.get("name") for v in volumes if v.get("name") in old_refs and v.get("name") not in remaining_refs}
     final_volumes = []
     present = set()
     for volume in volumes:
         vol_name = volume.get("name")
         if vol_name in ours:
             if vol_name in wanted:
-                final_volumes.append(clone(wanted[vol_name]))
+                final_volumes.append(wanted[vol_name].get())
                 present.add(vol_name)
             continue
         final_volumes.append(volume)
         present.add(vol_name)
     for vol_name, volume in wanted.items():
         if vol_name not in present:
-            final_volumes.append(clone(volume))
+            final_volumes.append(volume.get())
             present.add(vol_name)
     if final_volumes or "volumes" in spec:
-        spec["volumes"] = final_volumes
-
-    secrets = spec.get("imagePullSecrets") or []
-    secret_names = {s.get("name") for s in secrets}
-    added_secret = False
-    for compiled in matched:
-        for secret in compiled.secrets:
-            if secret.get("name") not in secret_names:
-                secrets.append(clone(secret))
-                secret_names.add(secret.get("name"))
-                added_secret = True
-    if added_secret:
-        spec["imagePullSecrets"] = secrets
-
-    new_annotations = new_meta.get("annotations")
-    if not isinstance(new_annotations, dict):
-        new_annotations = new_meta["annotations"] = {}
-    for compiled in matched:
-        _apply_patches(new_annotations, compiled.patches)
-    _write_annotations(new_annotations, annotations, matched, removing, old_hash, old_list, format_timestamp(now))
-    if not new_annotations:
-        new_meta.pop("annotations", None)
-    return new_pod, [c.name for c in matched]
+        new_spec["volumes"] = final_volumes
 
 
 def _write_annotations(new_annotations, annotations, matched, removing, old_hash, old_list, timestamp):
     """Write the hash, hash-without-image, injected-list, working and version annotations (reference 2.6)."""
-    old_wo = read_hash_entries(annotations, POD_HASH_WITHOUT_IMAGE) if annotations.get(POD_HASH_WITHOUT_IMAGE) else {}
-    hash_entries = dict(old_hash)
-    wo_entries = dict(old_wo)
+    fresh = not old_hash and not removing and not old_list and not annotations.get(POD_HASH_WITHOUT_IMAGE)
     working = read_working(annotations) if annotations.get(WORKING_HOTUPGRADE_CONTAINER) else {}
+    if fresh and not working:
+        key = tuple(c.name for c in matched)
+        cached = _FRESH_WORKING.get(key)
+        if cached is None:
+            cached = write_working({s.name: hot_upgrade_names(s.name)[0] for c in matched for s in c.hot})
+            if len(_FRESH_WORKING) > 256:
+                _FRESH_WORKING.clear()
+            _FRESH_WORKING[key] = cached
+        new_annotations[POD_HASH] = "{%s}" % ",".join(c.entry_json(timestamp, False) for c in matched)
+        new_annotations[POD_HASH_WITHOUT_IMAGE] = "{%s}" % ",".join(c.entry_json(timestamp, True) for c in matched)
+        new_annotations[INJECTED_LIST] = ",".join(c.name for c in matched)
+        if cached != "{}":
+            new_annotations[WORKING_HOTUPGRADE_CONTAINER] = cached
+        for compiled in matched:
+            new_annotations.update(compiled.fresh_versions)
+        return
+    if fresh:
+        new_annotations[POD_HASH] = "{%s}" % ",".join(c.entry_json(timestamp, False) for c in matched)
+        new_annotations[POD_HASH_WITHOUT_IMAGE] = "{%s}" % ",".join(c.entry_json(timestamp, True) for c in matched)
+    else:
+        old_wo = read_hash_entries(annotations, POD_HASH_WITHOUT_IMAGE) if annotations.get(POD_HASH_WITHOUT_IMAGE) else {}
+        hash_entries = dict(old_hash)
+        wo_entries = dict(old_wo)
+        for ss_name in removing:
+            hash_entries.pop(ss_name, None)
+            wo_entries.pop(ss_name, None)
+        for compiled in matched:
+            hash_entries[compiled.name] = _new_entry(old_hash.get(compiled.name), compiled, compiled.hash, timestamp, True)
+            wo_entries[compiled.name] = _new_entry(old_wo.get(compiled.name), compiled, compiled.hash_without_image,
+                                                   timestamp, False)
+        _set_or_drop(new_annotations, POD_HASH, write_hash_entries(hash_entries) if hash_entries else None)
+        _set_or_drop(new_annotations, POD_HASH_WITHOUT_IMAGE, write_hash_entries(wo_entries) if wo_entries else None)
     stale_twins = set()
     for ss_name in set(removing) | {c.name for c in matched}:
         for name in (old_hash.get(ss_name) or {}).get("sidecarList") or ():
             working.pop(name, None)
             stale_twins.update(hot_upgrade_names(name))
-    for ss_name in removing:
-        hash_entries.pop(ss_name, None)
-        wo_entries.pop(ss_name, None)
     current_twins = set()
     versions = {}
     for compiled in matched:
-        hash_entries[compiled.name] = _new_entry(old_hash.get(compiled.name), compiled, compiled.hash, timestamp, True)
-        wo_entries[compiled.name] = _new_entry(old_wo.get(compiled.name), compiled, compiled.hash_without_image,
-                                               timestamp, False)
         for sidecar in compiled.hot:
             first, second = hot_upgrade_names(sidecar.name)
             working[sidecar.name] = first
@@ -615,8 +732,6 @@ def _write_annotations(new_annotations, annotations, matched, removing, old_hash
     for twin in stale_twins - current_twins:
         new_annotations.pop(version_key(twin), None)
         new_annotations.pop(version_alt_key(twin), None)
-    _set_or_drop(new_annotations, POD_HASH, write_hash_entries(hash_entries) if hash_entries else None)
-    _set_or_drop(new_annotations, POD_HASH_WITHOUT_IMAGE, write_hash_entries(wo_entries) if wo_entries else None)
     names = (set(old_list) | {c.name for c in matched}) - set(removing)
     _set_or_drop(new_annotations, INJECTED_LIST, write_injected_list(names) if names else None)
     _set_or_drop(new_annotations, WORKING_HOTUPGRADE_CONTAINER, write_working(working) if working else None)

@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - PyYAML is a requirement of ansible-cor
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import NAMESPACE_NAME_LABEL
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import compile_sidecarsets, inject_pod
+from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import inject_pod
 
 _TEMPLATE_PATHS = {
     "Deployment": ("spec", "template"),
@@ -149,9 +149,8 @@ def inject_manifest(doc, sidecarsets, namespace_labels=None, now=None):
     if not isinstance(template, dict):
         return doc, "skipped", "%s has no %s" % (kind, ".".join(path))
     namespace = ((doc.get("metadata") or {}).get("namespace")) or "default"
-    compiled = compile_sidecarsets(sidecarsets)
     pod_like = {"metadata": template.get("metadata") or {}, "spec": template.get("spec") or {}}
-    new_pod, names = inject_pod(pod_like, compiled, namespace=namespace,
+    new_pod, names = inject_pod(pod_like, sidecarsets, namespace=namespace,
                                 namespace_labels=_namespace_labels_for(namespace, namespace_labels), now=now)
     labels = pod_like["metadata"].get("labels") or {}
     changed = new_pod["metadata"] != pod_like["metadata"] or new_pod["spec"] != pod_like["spec"]
