@@ -26,15 +26,21 @@ from meshsidecar.roles import RoleError, decide_from_env
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m meshsidecar", description="meshsidecar: hot-upgradable HTTP/1.1 proxy sidecar and its tools")
+    parser = argparse.ArgumentParser(
+        prog="python -m meshsidecar", description="meshsidecar: hot-upgradable HTTP/1.1 proxy sidecar and its tools"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the proxy sidecar")
     hook = sub.add_parser("hook", help="lifecycle hooks")
     hook_sub = hook.add_subparsers(dest="hook", required=True)
     post = hook_sub.add_parser("post-start", help="block until this side serves")
     post.add_argument("--timeout", type=float, default=60.0, help="seconds before giving up (exit 1)")
-    post.add_argument("--wait", choices=("switched", "drained"), default="switched",
-                      help="return once the old side is draining (default) or drained")
+    post.add_argument(
+        "--wait",
+        choices=("switched", "drained"),
+        default="switched",
+        help="return once the old side is draining (default) or drained",
+    )
     sub.add_parser("ready", help="readiness check against this process's own control socket")
     app = sub.add_parser("app", help="tiny upstream app for tests")
     app.add_argument("--host", default="127.0.0.1")

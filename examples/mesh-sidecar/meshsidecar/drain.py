@@ -26,7 +26,9 @@ from typing import Dict, Optional
 LINGER_SECONDS = 2.0
 
 
-async def staged_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, linger: float = LINGER_SECONDS) -> None:
+async def staged_close(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, linger: float = LINGER_SECONDS
+) -> None:
     """Close a connection without risking an RST that destroys the last response.
 
     Flush, half-close (``SHUT_WR``), read and discard until the client's EOF or ``linger``

@@ -204,9 +204,7 @@ async def recv_msg(sock: socket.socket, timeout: Optional[float] = None) -> Tupl
     async def once() -> Tuple[Optional[dict], List[int]]:
         while True:
             try:
-                data, anc, flags, _addr = sock.recvmsg(
-                    MAX_MSG, socket.CMSG_SPACE(MAX_FDS * 4), socket.MSG_CMSG_CLOEXEC
-                )
+                data, anc, flags, _addr = sock.recvmsg(MAX_MSG, socket.CMSG_SPACE(MAX_FDS * 4), socket.MSG_CMSG_CLOEXEC)
             except (BlockingIOError, InterruptedError):
                 await _wait_io(sock, writable=False)
                 continue

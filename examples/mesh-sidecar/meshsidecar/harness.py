@@ -79,7 +79,10 @@ class Loopback:
         err_path = os.path.join(self.workdir, f"{name}.{len(self.procs)}.err")
         with open(err_path, "wb") as err:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "meshsidecar", *args], env=env, stdout=stdout, stderr=err,
+                [sys.executable, "-m", "meshsidecar", *args],
+                env=env,
+                stdout=stdout,
+                stderr=err,
                 stdin=subprocess.DEVNULL,
             )
         proc = Proc(name, popen, err_path)
@@ -102,8 +105,9 @@ class Loopback:
 
     def start_app(self, delay_ms: float = 2.0, timeout: float = 10.0) -> int:
         """Start the upstream app on a free port; returns the port."""
-        proc = self._spawn("app", ["app", "--port", "0", "--delay-ms", str(delay_ms)], dict(self.base_env),
-                           stdout=subprocess.PIPE)
+        proc = self._spawn(
+            "app", ["app", "--port", "0", "--delay-ms", str(delay_ms)], dict(self.base_env), stdout=subprocess.PIPE
+        )
         deadline = time.monotonic() + timeout
         line = proc.popen.stdout.readline()  # the app prints it once listening
         if not line or time.monotonic() > deadline:
@@ -119,20 +123,39 @@ class Loopback:
     def hook(self, version: int, alt: int, timeout: float = 60.0, wait: str = "switched") -> subprocess.Popen:
         """Start the postStart hook exactly as the SidecarSet runs it; returns the Popen."""
         args = [sys.executable, "-m", "meshsidecar", "hook", "post-start", "--timeout", str(timeout), "--wait", wait]
-        return subprocess.Popen(args, env=self.sidecar_env(version, alt, "hook"), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            args,
+            env=self.sidecar_env(version, alt, "hook"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
 
-    def run_cli(self, version: int, alt: int, *args: str, timeout: float = 30.0,
-                extra: Optional[Dict[str, str]] = None) -> int:
+    def run_cli(
+        self, version: int, alt: int, *args: str, timeout: float = 30.0, extra: Optional[Dict[str, str]] = None
+    ) -> int:
         """Run a short command (``ready``, ``hook ...``) with a sidecar's env; returns its exit code."""
         return subprocess.run(
-            [sys.executable, "-m", "meshsidecar", *args], env=self.sidecar_env(version, alt, "cli", extra),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout,
+            [sys.executable, "-m", "meshsidecar", *args],
+            env=self.sidecar_env(version, alt, "cli", extra),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
         ).returncode
 
     def start_load(self, port: int, rate: float, duration: float, records: str, **opts) -> Proc:
-        args = ["load", "--url", f"http://127.0.0.1:{port}/", "--rate", str(rate), "--duration", str(duration),
-                "--json", "--records", records]
+        args = [
+            "load",
+            "--url",
+            f"http://127.0.0.1:{port}/",
+            "--rate",
+            str(rate),
+            "--duration",
+            str(duration),
+            "--json",
+            "--records",
+            records,
+        ]
         for key, value in opts.items():
             args += [f"--{key.replace('_', '-')}", str(value)]
         return self._spawn("load", args, dict(self.base_env), stdout=subprocess.PIPE)

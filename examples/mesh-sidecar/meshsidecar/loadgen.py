@@ -174,7 +174,19 @@ class LoadGen:
                     writer.close()
                 writer = None
             self.records.append(
-                Record(t_intended, t_sent, self._clock.wall(), not error, error, status, version, build, True, worker, conn_id)
+                Record(
+                    t_intended,
+                    t_sent,
+                    self._clock.wall(),
+                    not error,
+                    error,
+                    status,
+                    version,
+                    build,
+                    True,
+                    worker,
+                    conn_id,
+                )
             )
         if writer is not None:
             writer.close()
@@ -201,7 +213,9 @@ class LoadGen:
             if writer is not None:
                 writer.close()
         self.records.append(
-            Record(t_intended, t_sent, self._clock.wall(), not error, error, status, version, build, False, worker, conn_id)
+            Record(
+                t_intended, t_sent, self._clock.wall(), not error, error, status, version, build, False, worker, conn_id
+            )
         )
 
     async def _close_worker(self, worker: int, plan: List[float]) -> None:

@@ -467,8 +467,11 @@ class Sidecar:
             self._set(st.STOPPING)
             result = await self.tracker.drain(self.cfg.drain_seconds)
             self._close_listeners()
-            self._set(drain_ms=round(result.drain_ms, 3), inband_closes=result.inband_closes,
-                      forced_closes=result.forced_closes)
+            self._set(
+                drain_ms=round(result.drain_ms, 3),
+                inband_closes=result.inband_closes,
+                forced_closes=result.forced_closes,
+            )
         if self._peer_task is not None:
             self._peer_task.cancel()
             await asyncio.gather(self._peer_task, return_exceptions=True)

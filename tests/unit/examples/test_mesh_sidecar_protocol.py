@@ -10,7 +10,10 @@ import tempfile
 import pytest
 
 sys.path.insert(
-    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, os.pardir, "examples", "mesh-sidecar")
+    0,
+    os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, os.pardir, "examples", "mesh-sidecar"
+    ),
 )
 
 # pylint: disable=wrong-import-position
@@ -114,7 +117,9 @@ def test_control_socket_mode_and_stale_file():
 
 
 def test_parse_head_and_framing():
-    start, headers = parse_head(b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\n\r\n")
+    start, headers = parse_head(
+        b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\n\r\n"
+    )
     assert start == ["GET", "/a", "HTTP/1.1"]
     assert body_framing(headers) == ("length", 3)
     assert end_to_end(headers) == [("Host", "x"), ("Content-Length", "3")]

@@ -6,10 +6,18 @@ import sys
 import pytest
 
 sys.path.insert(
-    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, os.pardir, "examples", "mesh-sidecar")
+    0,
+    os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, os.pardir, "examples", "mesh-sidecar"
+    ),
 )
 
-from meshsidecar.roles import Role, RoleError, decide_from_env, decide_role  # noqa: E402  pylint: disable=wrong-import-position
+from meshsidecar.roles import (
+    Role,
+    RoleError,
+    decide_from_env,
+    decide_role,
+)  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @pytest.mark.parametrize(
@@ -46,14 +54,26 @@ def test_successor_dials_alt():
     assert decide_role("1", "0").peer is None
 
 
-@pytest.mark.parametrize("role, idles", [(Role.EMPTY, True), (Role.STALE, True), (Role.FRESH, False), (Role.SUCCESSOR, False)])
+@pytest.mark.parametrize(
+    "role, idles", [(Role.EMPTY, True), (Role.STALE, True), (Role.FRESH, False), (Role.SUCCESSOR, False)]
+)
 def test_idle_roles(role, idles):
     assert role.idles is idles
 
 
 @pytest.mark.parametrize(
     "version, alt",
-    [("v1", "0"), ("1", "x"), ("-1", "0"), ("1", "-3"), ("1.5", "0"), ("", "0"), (None, None), ("7", "7"), ("0x10", "1")],
+    [
+        ("v1", "0"),
+        ("1", "x"),
+        ("-1", "0"),
+        ("1", "-3"),
+        ("1.5", "0"),
+        ("", "0"),
+        (None, None),
+        ("7", "7"),
+        ("0x10", "1"),
+    ],
 )
 def test_invalid_env_raises(version, alt):
     with pytest.raises(RoleError):
