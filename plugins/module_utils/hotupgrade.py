@@ -670,4 +670,3 @@ def _next_step(pod, sidecarset, version, now):
     if is_pod_state_consistent(pod, sidecarset) and is_pod_ready(pod, sidecarset):
         return Plan(ACTION_NONE, reason="done", sidecarset=sidecarset_name(sidecarset))
     return _wait_for_phase(pod, sidecarset)
-

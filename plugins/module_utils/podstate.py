@@ -550,10 +550,10 @@ def pod_sidecar_phase(pod, sidecarset):
 
     1. ``not-upgradable``: ``not_upgradable_reason`` (not injected/matching, missing pair, hash-without-image
        differs, empty image changed, version annotations missing);
-    2. ``failed``: the new working twin of an in-flight hot sidecar, an empty slot being reset, or a cold
-       sidecar fails per ``container_failure``;
+    2. ``failed``: a working twin ``W`` (new or not), an empty slot being reset, or a cold sidecar fails per
+       ``container_failure``;
     3. ``upgrading``: a hot ``E`` still holds a real image (standby written) and ``W`` is not yet consistent,
-       or an updated cold sidecar is not yet consistent;
+       or a cold sidecar is not yet consistent (whatever the hash says);
     4. ``migrating``: ``W`` runs the new image but is not started/ready (postStart in progress), or it is ready
        and only the reset is missing;
     5. ``resetting``: every ``E`` is on the empty image in the spec but kubelet has not applied it yet;
@@ -565,18 +565,17 @@ def pod_sidecar_phase(pod, sidecarset):
     if reason:
         return PHASE_NOT_UPGRADABLE, reason
     for sidecar in sidecar_containers(sidecarset):
-        if not is_hot_sidecar(sidecar):
-            failure = container_failure(pod, sidecar["name"])
-            if failure:
-                return PHASE_FAILED, failure
+        live = working_and_empty(pod, sidecar["name"])[0] if is_hot_sidecar(sidecar) else sidecar["name"]
+        failure = container_failure(pod, live)
+        if failure:
+            return PHASE_FAILED, failure
     hot = _hot_phase(pod, sidecarset)
     if hot:
         return hot
-    updated = is_pod_updated(pod, sidecarset)
-    if not updated:
-        return PHASE_IDLE, "not updated to the SidecarSet hash"
     if not is_pod_state_consistent(pod, sidecarset):
         return PHASE_UPGRADING, "waiting for kubelet to apply the new sidecar images"
+    if not is_pod_updated(pod, sidecarset):
+        return PHASE_IDLE, "not updated to the SidecarSet hash"
     if is_pod_ready(pod, sidecarset):
         return PHASE_DONE, ""
     for name in sidecar_pod_container_names(sidecarset):

@@ -305,3 +305,35 @@ def test_controller_revision_and_timestamp_formats():
     assert hu.format_timestamp(__import__("datetime").datetime(2021, 6, 4, 5, 44, 26, 999)) == "2021-06-04T05:44:26Z"
     with pytest.raises(ValueError):
         hu.format_timestamp(None)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_walk_invariants(seed, now):
+    """Random kubelet outcomes and SidecarSet releases: no plan leaves zero real twins or W on the empty image,
+    and a reset only happens when the new twin is consistent and ready."""
+    import random
+    rng = random.Random(seed)
+    images = [V1, V2, V3, BROKEN, "reg.example/mesh:v4"]
+    sset, pod, version = SS1, pf.pod(), 10
+    for count in range(60):
+        event = rng.choice(["release", "kubelet", "kubelet-bad", "plan", "plan"])
+        if event == "release":
+            sset = pf.with_images(SS1, "hash-%d" % count, mesh=rng.choice(images))
+        elif event == "kubelet":
+            pod = pf.kubelet(pod, not_ready=("mesh-1", "mesh-2") if rng.random() < 0.3 else ())
+            for twin in ("mesh-1", "mesh-2"):
+                if podstate.container_image(pod, twin) == BROKEN:
+                    pod = pf.fail_pull(pod, twin)
+        elif event == "kubelet-bad":
+            pod = pf.kubelet(pod, not_ready=("mesh-1", "mesh-2"))
+        else:
+            version += 1
+            plan = hu.plan_next(pod, sset, version, now)
+            if plan.action == "reset":
+                working = podstate.working_and_empty(pod, "mesh")[0]
+                assert podstate.is_pod_state_consistent(pod, sset, [working])
+                assert podstate.is_container_ready(pod, working)
+            pod = hu.apply_plan(pod, plan)
+        assert real_slots(pod) >= 1
+        working = podstate.working_and_empty(pod, "mesh")[0]
+        assert podstate.container_image(pod, working) != EMPTY

@@ -159,3 +159,17 @@ def test_restart_baseline_roundtrip():
     assert text == '{"a":1,"b":2}'
     assert ps.read_restart_baseline({ps.RESTART_BASELINE: text}) == {"a": 1, "b": 2}
     assert ps.read_restart_baseline({ps.RESTART_BASELINE: "oops"}) == {}
+
+
+def test_failed_working_twin_after_reset_and_cold_in_flight_when_not_updated(now):
+    from ansible_collections.meshops.sidecarset.plugins.module_utils import hotupgrade as hu
+    sset = pf.sidecarset()
+    crashing = pf.fail_pull(pf.pod(), "mesh-1", "CrashLoopBackOff")
+    assert ps.pod_sidecar_phase(crashing, sset) == ("failed", "container mesh-1 is CrashLoopBackOff")
+    base = pf.sidecarset(containers=[pf.cold("log", "l:1")])
+    second = pf.with_images(base, "hash-2", log="l:2")
+    third = pf.with_images(base, "hash-3", log="l:3")
+    pod = pf.pod(sets=[base])
+    pod = hu.apply_plan(pod, hu.plan_cold_upgrade(pod, second, now))
+    assert ps.pod_sidecar_phase(pod, third)[0] == "upgrading"
+    assert ps.pod_sidecar_phase(pf.kubelet(pod), third)[0] == "idle"
