@@ -147,6 +147,33 @@ def test_successor_killed_during_drain_old_resumes(workdir):
     assert old_rc == 0
 
 
+@pytest.mark.slow
+def test_sigterm_mid_drain_finishes_drain(workdir):
+    """Reset right after the hook (--wait switched): SIGTERM lands while an idle client keeps the old
+    side draining; the old side still answers that client in-band (Connection: close), then exits 0."""
+    with Loopback(workdir, drain_seconds=20) as lb:
+        lb.start_app(delay_ms=0)
+        old = lb.start_sidecar(1, 0, "v1")
+        port = lb.listen_port(1)
+        idle, _ = _keepalive_request(port)
+        new = lb.start_sidecar(NEW_VERSION, 1, "v2")
+        assert lb.hook(NEW_VERSION, 1).wait(60) == 0
+        old.popen.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert old.popen.poll() is None and lb.status(1)["state"] == "DRAINING"
+        _, head = _keepalive_request(port, idle)
+        idle.close()
+        old_rc = old.popen.wait(10)
+        old_status = lb.status(1)
+        fresh, fresh_head = _keepalive_request(port)
+        fresh.close()
+        new_rc = lb.terminate(new)
+    assert "x-sidecar-version: 1" in head and "connection: close" in head
+    assert old_rc == 0 and old_status["inband_closes"] == 1 and old_status["forced_closes"] == 0, old_status
+    assert f"x-sidecar-version: {NEW_VERSION}" in fresh_head
+    assert new_rc == 0
+
+
 def test_successor_without_incumbent_binds(workdir):
     """No old side (no ctl socket, port free): the new side binds itself (fresh-fallback)."""
     with Loopback(workdir) as lb:

@@ -17,6 +17,7 @@ import socket
 from typing import Callable
 
 MAX_ACCEPT_PER_WAKEUP = 64
+ERROR_BACKOFF_SECONDS = 0.1
 
 
 class Acceptor:
@@ -27,24 +28,35 @@ class Acceptor:
         self.on_accept = on_accept
         self.accepting = False
         self.accepted = 0
+        self._closed = False
+        self._wanted = False
         self._loop = asyncio.get_running_loop()
 
     def start(self) -> None:
         """Begin (or resume) accepting; idempotent."""
-        if not self.accepting:
-            self._loop.add_reader(self.sock.fileno(), self._on_readable)
-            self.accepting = True
+        self._wanted = True
+        self._register()
 
     def stop(self) -> None:
         """Stop accepting now; the socket stays open and other holders keep accepting. Idempotent."""
-        if self.accepting:
-            self._loop.remove_reader(self.sock.fileno())
-            self.accepting = False
+        self._wanted = False
+        self._unregister()
 
     def close(self) -> None:
         """Stop and close this process's descriptor of the listener."""
         self.stop()
+        self._closed = True
         self.sock.close()
+
+    def _register(self) -> None:
+        if not self.accepting and self._wanted and not self._closed:
+            self._loop.add_reader(self.sock.fileno(), self._on_readable)
+            self.accepting = True
+
+    def _unregister(self) -> None:
+        if self.accepting:
+            self._loop.remove_reader(self.sock.fileno())
+            self.accepting = False
 
     def _on_readable(self) -> None:
         for _ in range(MAX_ACCEPT_PER_WAKEUP):
@@ -53,7 +65,10 @@ class Acceptor:
             except (BlockingIOError, InterruptedError):
                 return  # the other process won the race, or the queue is empty
             except OSError:
-                return  # e.g. EMFILE / ECONNABORTED: try again on the next wake-up
+                # e.g. EMFILE: the queue stays readable, so back off instead of spinning
+                self._unregister()
+                self._loop.call_later(ERROR_BACKOFF_SECONDS, self._register)
+                return
             conn.setblocking(False)
             self.accepted += 1
             self.on_accept(conn)
