@@ -77,12 +77,8 @@ def iter_documents(text, source=None):
                 node = loader.get_node()
                 data = loader.construct_document(node) if node is not None else None
             except yaml.MarkedYAMLError as exc:
-                mark = exc.problem_mark or exc.context_mark
-                line = mark.line + 1 if mark is not None else None
-                detail = exc.problem or exc.context or "invalid YAML"
-                if mark is not None:
-                    detail = "YAML syntax error at column %d: %s" % (mark.column + 1, detail)
-                raise ManifestError(detail, source=source, document=index, line=line)
+                raise ManifestError(_yaml_error_text(exc), source=source, document=index,
+                                    line=_yaml_error_line(exc))
             except yaml.YAMLError as exc:
                 raise ManifestError("YAML error: %s" % exc, source=source, document=index)
             line = node.start_mark.line + 1 if node is not None else None
@@ -93,6 +89,23 @@ def iter_documents(text, source=None):
             index += 1
     finally:
         loader.dispose()
+
+
+def _yaml_error_line(exc):
+    mark = exc.problem_mark or exc.context_mark
+    return mark.line + 1 if mark is not None else None
+
+
+def _yaml_error_text(exc):
+    """``YAML syntax error at column C: <problem>`` plus the context (``while parsing ... at line L, column C``)."""
+    mark = exc.problem_mark or exc.context_mark
+    text = "YAML syntax error"
+    if mark is not None:
+        text += " at column %d" % (mark.column + 1)
+    text += ": %s" % (exc.problem or exc.context or "invalid YAML")
+    if exc.context and exc.problem and exc.context_mark is not None:
+        text += " (%s at line %d, column %d)" % (exc.context, exc.context_mark.line + 1, exc.context_mark.column + 1)
+    return text
 
 
 def _expand(data, source, index, line):
@@ -181,11 +194,29 @@ def _labels_text(labels):
     return "{%s}" % ", ".join("%s: %s" % (k, labels[k]) for k in sorted(labels))
 
 
+_DUMPER_CLASS = []
+
+
+def _dumper():
+    """A safe dumper that never emits anchors/aliases and writes ``str``/``dict``/``list`` subclasses plainly."""
+    if not _DUMPER_CLASS:
+        class _Dumper(_DUMPER):  # pylint: disable=too-many-ancestors
+            def ignore_aliases(self, data):
+                return True
+
+        _Dumper.add_multi_representer(str, lambda dumper, data: dumper.represent_str(str(data)))
+        _Dumper.add_multi_representer(dict, lambda dumper, data: dumper.represent_dict(dict(data)))
+        _Dumper.add_multi_representer(list, lambda dumper, data: dumper.represent_list(list(data)))
+        _DUMPER_CLASS.append(_Dumper)
+    return _DUMPER_CLASS[0]
+
+
 def dump_documents(docs):
     """Render documents as block-style YAML (key order preserved), separated by ``---`` lines."""
     _require_yaml()
+    dumper = _dumper()
     parts = []
     for doc in docs:
-        parts.append(yaml.dump(doc, Dumper=_DUMPER, sort_keys=False, default_flow_style=False,
+        parts.append(yaml.dump(doc, Dumper=dumper, sort_keys=False, default_flow_style=False,
                                allow_unicode=True, width=1 << 30))
     return "---\n".join(parts)
