@@ -1,0 +1,363 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) meshops.sidecarset contributors
+# Apache License 2.0 (see LICENSE)
+"""The one place where meshops.sidecarset talks to Kubernetes.
+
+Contract:
+- ``KubeClient(api_client)`` wraps a ``kubernetes.client.ApiClient`` (from kubernetes.core's
+  ``get_api_client`` in modules, or built from a kubeconfig in tests) and speaks raw JSON: objects are
+  plain dicts, never client models (faster, and the engine works on dicts).
+- Every request is counted in ``KubeClient.requests`` (per verb), so callers can report API cost.
+- Errors are ``KubeError`` with ``status`` (HTTP code) and the API server's message.
+- ``read_modify_write`` does optimistic concurrency: the write carries the ``resourceVersion`` it was
+  computed from, a 409 makes it re-read and recompute; nothing written by others is lost.
+- ``PodWatch`` keeps a live cache of the pods of one namespace (one LIST, then one WATCH stream, in a
+  background thread) and lets callers wait for predicates without polling each pod.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import json
+import threading
+import time
+from urllib.parse import quote
+
+try:
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.watch.watch import iter_resp_lines
+
+    HAS_KUBERNETES = True
+except ImportError:  # pragma: no cover - reported by the modules
+    HAS_KUBERNETES = False
+
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+
+WORKLOAD_PATHS = {
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "StatefulSet": ("/apis/apps/v1", "statefulsets"),
+    "DaemonSet": ("/apis/apps/v1", "daemonsets"),
+    "ReplicaSet": ("/apis/apps/v1", "replicasets"),
+    "Job": ("/apis/batch/v1", "jobs"),
+    "CronJob": ("/apis/batch/v1beta1", "cronjobs"),
+}
+
+
+class KubeError(Exception):
+    """An API error: ``status`` is the HTTP code (0 for transport errors), ``reason`` the API reason."""
+
+    def __init__(self, status, message, reason=None):
+        super(KubeError, self).__init__("HTTP %s: %s" % (status, message) if status else message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def _api_error(status, raw):
+    try:
+        body = json.loads(raw)
+        return KubeError(status, body.get("message") or raw, body.get("reason"))
+    except (ValueError, AttributeError, TypeError):
+        return KubeError(status, raw if isinstance(raw, str) else (raw or b"").decode("utf-8", "replace"))
+
+
+class KubeClient:
+    """Raw-JSON access to the API server through a ``kubernetes.client.ApiClient``."""
+
+    def __init__(self, api_client, dry_run=False):
+        self.api = api_client
+        self.dry_run = dry_run
+        self.requests = {}
+        self._lock = threading.Lock()
+
+    def _count(self, verb):
+        with self._lock:
+            self.requests[verb] = self.requests.get(verb, 0) + 1
+
+    @property
+    def request_count(self):
+        """Total number of API requests made so far."""
+        return sum(self.requests.values())
+
+    def request(self, method, path, query=None, body=None, content_type=None, timeout=None, verb=None):
+        """Send one request; return the decoded JSON body. Raises ``KubeError``."""
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        query = list(query or [])
+        if self.dry_run and method in ("POST", "PUT", "PATCH", "DELETE"):
+            query.append(("dryRun", "All"))
+        self._count(verb or method.lower())
+        try:
+            req = self.api.param_serialize(method, path, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"])
+            resp = self.api.call_api(*req, _request_timeout=timeout)
+            raw = resp.read()
+        except ApiException as exc:
+            raise _api_error(exc.status or 0, exc.body or str(exc))
+        except Exception as exc:  # transport errors from urllib3
+            raise KubeError(0, "request %s %s failed: %s" % (method, path, exc))
+        if not 200 <= resp.status <= 299:
+            raise _api_error(resp.status, raw)
+        return json.loads(raw) if raw else {}
+
+    # pods ------------------------------------------------------------------------------------
+    @staticmethod
+    def pod_path(namespace, name=None):
+        path = "/api/v1/namespaces/%s/pods" % quote(namespace, safe="")
+        return path + "/" + quote(name, safe="") if name else path
+
+    def list_pods(self, namespace=None, label_selector=None, field_selector=None):
+        """Return ``(pods, resourceVersion)``; ``namespace=None`` lists every namespace."""
+        path = self.pod_path(namespace) if namespace else "/api/v1/pods"
+        query = []
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        body = self.request("GET", path, query=query, verb="list")
+        return body.get("items") or [], (body.get("metadata") or {}).get("resourceVersion")
+
+    def get_pod(self, namespace, name):
+        return self.request("GET", self.pod_path(namespace, name), verb="get")
+
+    def patch_pod(self, namespace, name, body, content_type=STRATEGIC_MERGE):
+        return self.request("PATCH", self.pod_path(namespace, name), body=body, content_type=content_type, verb="patch")
+
+    def replace_pod(self, namespace, name, pod):
+        return self.request("PUT", self.pod_path(namespace, name), body=pod, verb="update")
+
+    def patch_pod_status(self, namespace, name, body):
+        return self.request("PATCH", self.pod_path(namespace, name) + "/status", body=body, content_type=STRATEGIC_MERGE, verb="patch")
+
+    # namespaces ------------------------------------------------------------------------------
+    def list_namespaces(self, label_selector=None):
+        query = [("labelSelector", label_selector)] if label_selector else []
+        return self.request("GET", "/api/v1/namespaces", query=query, verb="list").get("items") or []
+
+    def get_namespace(self, name):
+        return self.request("GET", "/api/v1/namespaces/" + quote(name, safe=""), verb="get")
+
+    # workloads -------------------------------------------------------------------------------
+    @staticmethod
+    def workload_path(kind, namespace, name=None):
+        if kind not in WORKLOAD_PATHS:
+            raise KubeError(0, "unsupported workload kind %r (supported: %s)" % (kind, ", ".join(sorted(WORKLOAD_PATHS))))
+        prefix, plural = WORKLOAD_PATHS[kind]
+        path = "%s/namespaces/%s/%s" % (prefix, quote(namespace, safe=""), plural)
+        return path + "/" + quote(name, safe="") if name else path
+
+    def list_workloads(self, kind, namespace, label_selector=None):
+        query = [("labelSelector", label_selector)] if label_selector else []
+        return self.request("GET", self.workload_path(kind, namespace), query=query, verb="list").get("items") or []
+
+    def get_workload(self, kind, namespace, name):
+        return self.request("GET", self.workload_path(kind, namespace, name), verb="get")
+
+    def replace_workload(self, kind, namespace, name, obj):
+        return self.request("PUT", self.workload_path(kind, namespace, name), body=obj, verb="update")
+
+    # events ----------------------------------------------------------------------------------
+    def create_event(self, pod, reason, message, event_type="Normal", component="meshops-sidecarset"):
+        """Record an event on a pod (best effort: errors are swallowed and returned as False)."""
+        meta = pod.get("metadata") or {}
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": "%s." % meta.get("name"), "namespace": meta.get("namespace")},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid")},
+            "reason": reason,
+            "message": message,
+            "type": event_type,
+            "source": {"component": component},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self.request("POST", "/api/v1/namespaces/%s/events" % quote(meta.get("namespace") or "default", safe=""), body=body, verb="create")
+            return True
+        except KubeError:
+            return False
+
+    # watch -----------------------------------------------------------------------------------
+    def watch_pods(self, namespace, resource_version, label_selector=None, timeout_seconds=60):
+        """Yield ``(type, object)`` watch events until the server closes the stream."""
+        query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(int(timeout_seconds)))]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        path = self.pod_path(namespace) if namespace else "/api/v1/pods"
+        self._count("watch")
+        try:
+            req = self.api.param_serialize("GET", path, query_params=query, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+            resp = self.api.call_api(*req, _request_timeout=(10, timeout_seconds + 10))
+        except ApiException as exc:
+            raise _api_error(exc.status or 0, exc.body or str(exc))
+        except Exception as exc:
+            raise KubeError(0, "watch %s failed: %s" % (path, exc))
+        if not 200 <= resp.status <= 299:
+            raise _api_error(resp.status, resp.read())
+        raw_resp = resp.response
+        try:
+            for line in iter_resp_lines(raw_resp):
+                if not line:
+                    continue
+                event = json.loads(line)
+                yield event.get("type"), event.get("object") or {}
+        finally:
+            raw_resp.release_conn()
+
+
+def read_modify_write(client, namespace, name, compute_patch, pod=None, retries=8):
+    """Optimistic read-modify-write of one pod.
+
+    ``compute_patch(pod)`` returns a patch body (dict, without resourceVersion) or ``None`` for "no
+    write needed". The patch is sent as a strategic merge patch carrying the pod's
+    ``metadata.resourceVersion``; on 409 the pod is read again and ``compute_patch`` called again.
+    ``pod`` may be a recent copy to save the first GET. Returns ``(pod_after, wrote, attempts)``.
+    """
+    attempts = 0
+    while True:
+        if pod is None:
+            pod = client.get_pod(namespace, name)
+        body = compute_patch(pod)
+        if body is None:
+            return pod, False, attempts
+        body = copy.deepcopy(body)
+        body.setdefault("metadata", {})["resourceVersion"] = pod["metadata"]["resourceVersion"]
+        attempts += 1
+        try:
+            return client.patch_pod(namespace, name, body), True, attempts
+        except KubeError as exc:
+            if exc.status != 409 or attempts > retries:
+                raise
+            pod = None
+
+
+class PodWatch:
+    """A live cache of the pods in one namespace (optionally one label selector).
+
+    ``start()`` LISTs once, then a background thread WATCHes from that resourceVersion and keeps
+    ``pods`` (name -> pod) current; it re-lists when the watch expires (410). ``wait_for(fn, timeout)``
+    blocks until ``fn(pods)`` returns a truthy value (called under the lock after every change) and
+    returns it, or returns ``None`` on timeout. ``update(pod)`` lets writers feed the responses of their
+    own writes in, so waiting never needs an extra GET.
+    """
+
+    def __init__(self, client, namespace, label_selector=None):
+        self.client = client
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.pods = {}
+        self.resource_version = None
+        self.error = None
+        self.changes = 0
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self):
+        items, self.resource_version = self.client.list_pods(self.namespace, self.label_selector)
+        with self._cond:
+            self.pods = dict((p["metadata"]["name"], p) for p in items)
+        self._thread = threading.Thread(target=self._run, name="podwatch-%s" % self.namespace, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+
+    @staticmethod
+    def _rv(pod):
+        try:
+            return int((pod.get("metadata") or {}).get("resourceVersion") or 0)
+        except ValueError:
+            return 0
+
+    def update(self, pod):
+        """Store ``pod`` unless the cache already holds a newer version of it."""
+        name = pod["metadata"]["name"]
+        with self._cond:
+            current = self.pods.get(name)
+            if current is None or self._rv(pod) >= self._rv(current):
+                self.pods[name] = pod
+                self.changes += 1
+            self._cond.notify_all()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                for event_type, obj in self.client.watch_pods(self.namespace, self.resource_version, self.label_selector, timeout_seconds=30):
+                    if self._stop.is_set():
+                        return
+                    if event_type == "ERROR":
+                        if obj.get("code") == 410:
+                            raise KubeError(410, obj.get("message", "watch expired"))
+                        continue
+                    rv = (obj.get("metadata") or {}).get("resourceVersion")
+                    if rv:
+                        self.resource_version = rv
+                    if event_type == "BOOKMARK":
+                        continue
+                    name = obj["metadata"]["name"]
+                    with self._cond:
+                        if event_type == "DELETED":
+                            self.pods.pop(name, None)
+                        else:
+                            current = self.pods.get(name)
+                            if current is None or self._rv(obj) >= self._rv(current):
+                                self.pods[name] = obj
+                        self.changes += 1
+                        self._cond.notify_all()
+            except KubeError as exc:
+                if self._stop.is_set():
+                    return
+                if exc.status == 410:
+                    try:
+                        items, self.resource_version = self.client.list_pods(self.namespace, self.label_selector)
+                        with self._cond:
+                            self.pods = dict((p["metadata"]["name"], p) for p in items)
+                            self.changes += 1
+                            self._cond.notify_all()
+                        continue
+                    except KubeError as exc2:
+                        exc = exc2
+                self.error = exc
+                time.sleep(0.5)
+
+    def snapshot(self, name):
+        with self._cond:
+            return self.pods.get(name)
+
+    def wait_for_change(self, seen, timeout):
+        """Block until ``changes`` differs from ``seen`` or ``timeout`` s pass; return the current count."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.changes == seen:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return self.changes
+
+    def notify(self):
+        """Wake up waiters (used when something other than a pod changed, e.g. a write failed)."""
+        with self._cond:
+            self.changes += 1
+            self._cond.notify_all()
+
+    def wait_for(self, predicate, timeout):
+        """Block until ``predicate(pods)`` is truthy; return its value, or ``None`` after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate(self.pods)
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(min(remaining, 1.0))

@@ -1,0 +1,317 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) meshops.sidecarset contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: sidecar_upgrade
+short_description: Upgrade the sidecars of a batch of running pods in place (HotUpgrade and ColdUpgrade)
+version_added: 0.1.0
+author:
+  - meshops.sidecarset contributors
+description:
+  - Brings the sidecar containers of running pods to the images of a SidecarSet without recreating the
+    pods, as OpenKruise's SidecarSet controller does, for many pods concurrently in one invocation.
+  - "HotUpgrade sidecars, three phases per pod: B(Upgrade) (one write: the standby twin gets the new image
+    together with the version, version-alt, working-container, in-place-update-state and hash annotations),
+    B(Migration) (wait until the new twin runs the new imageID, finished its postStart hook, and is ready),
+    B(Reset) (one write: the old twin goes back to the empty image with version C(0)). Repeated upgrades
+    alternate between C(N-1) and C(N-2)."
+  - ColdUpgrade sidecars get their image patched in place; kubelet restarts only that container.
+  - Each pod's progress is read from the pod itself, so running the module again after an interruption at
+    any point continues where every pod is; a pod already upgraded reports no change.
+  - Every write carries the pod's resourceVersion and is re-planned on a conflict (HTTP 409), so
+    annotations written by others are never lost.
+  - A pod whose new twin fails (image pull error, postStart failure, crash) or is not ready within
+    O(timeout) is reported failed and is not reset, so the old sidecar keeps serving. With O(rollback=true)
+    its new twin goes back to the empty image and the previous annotations are restored.
+  - Pods are refused, with the reason, when a non-image field of a sidecar differs from what they run
+    (C(kruise.io/sidecarset-hash-without-image)), when the C(-1)/C(-2) pair is missing, or when the
+    SidecarSet changed C(hotUpgradeEmptyImage). Pods injected by OpenKruise itself are adopted.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshops.sidecarset.sidecarset
+options:
+  namespace:
+    description: Namespace of the pods.
+    type: str
+    required: true
+  pods:
+    description:
+      - Names of the pods to upgrade. When omitted, every pod of O(namespace) that matches O(label_selector)
+        (default, the SidecarSet's selector) is upgraded.
+    type: list
+    elements: str
+  label_selector:
+    description: Label selector for the pods, in the API's string form (C(app=web,tier!=db)). Defaults to the SidecarSet's C(spec.selector).
+    type: str
+  phase:
+    description:
+      - C(upgrade) writes the Upgrade and waits for the Migration; C(reset) resets pods whose migration has
+        finished; C(all) does the three phases.
+    type: str
+    choices: [upgrade, reset, all]
+    default: all
+  wait:
+    description: Wait for each phase to complete. With V(false) the module returns after the writes.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait for the whole batch before pods still in flight are reported failed.
+    type: int
+    default: 300
+    aliases: [wait_timeout]
+  rollback:
+    description: Put the standby twin of a failed pod back on the empty image and restore its previous annotations.
+    type: bool
+    default: false
+  concurrency:
+    description: How many pod writes run at the same time.
+    type: int
+    default: 16
+  version:
+    description:
+      - The version (C(SIDECARSET_VERSION)) written for the new twins. Defaults to one more than the highest
+        version found on any pod of the batch; it must be greater than every version already on each pod.
+    type: int
+  fail_on_pod_failure:
+    description: Fail the task when any pod failed or was refused (the per-pod results are returned either way).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    details: Each pod's next write is sent with C(dryRun=All) (validated by the API server, not stored); nothing is waited for.
+  diff_mode:
+    support: full
+    details: Shows the sidecar images, working slots and versions of each pod before and after.
+  idempotent:
+    support: full
+requirements:
+  - python >= 3.11
+  - kubernetes >= 24.2.0
+  - PyYAML
+seealso:
+  - module: meshops.sidecarset.sidecarset_info
+  - module: meshops.sidecarset.sidecar_inject
+"""
+
+EXAMPLES = r"""
+- name: Hot-upgrade the MOSN sidecar of two pods (all three phases)
+  meshops.sidecarset.sidecar_upgrade:
+    sidecarset: examples/sidecarsets/mosn.yaml
+    namespace: default
+    pods: [test-app-5d9c7b-abcde, test-app-5d9c7b-fghij]
+    timeout: 120
+
+- name: Upgrade every matching pod of a namespace, but leave the reset to a later task
+  meshops.sidecarset.sidecar_upgrade:
+    sidecarset: "{{ lookup('file', 'sidecarset.yaml') | from_yaml }}"
+    namespace: shop
+    phase: upgrade
+  register: upgraded
+
+- name: Reset them after an external health check
+  meshops.sidecarset.sidecar_upgrade:
+    sidecarset: "{{ lookup('file', 'sidecarset.yaml') | from_yaml }}"
+    namespace: shop
+    pods: "{{ upgraded.pods | map(attribute='name') | list }}"
+    phase: reset
+
+- name: With the credentials of an AWX Kubernetes credential (K8S_AUTH_* environment) and rollback
+  meshops.sidecarset.sidecar_upgrade:
+    sidecarset: sidecarsets/envoy.yaml
+    namespace: payments
+    label_selector: app=checkout
+    rollback: true
+"""
+
+RETURN = r"""
+pods:
+  description: One entry per pod.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Pod name.
+      type: str
+    namespace:
+      description: Pod namespace.
+      type: str
+    node:
+      description: Node the pod runs on.
+      type: str
+    working_before:
+      description: Working twin of each HotUpgrade sidecar before the run (C({"mosn": "mosn-1"})).
+      type: dict
+    working_after:
+      description: Working twin of each HotUpgrade sidecar after the run.
+      type: dict
+    images_before:
+      description: Image of each sidecar container (both twins) before the run.
+      type: dict
+    images:
+      description: Image of each sidecar container (both twins) after the run.
+      type: dict
+    versions:
+      description: C(version)/C(version_alt) annotation values of each twin after the run.
+      type: dict
+    phase:
+      description:
+        - Phase reached; C(done), C(migrated) (phase=upgrade), C(planned) (check mode), C(upgrading),
+          C(migrating), C(resetting), C(failed), C(rolled-back), C(not-upgradable), C(missing).
+      type: str
+    timings:
+      description: Seconds spent in C(upgrade) (until the write), C(migration), C(reset), and C(total).
+      type: dict
+    writes:
+      description: The writes made to the pod, in order (C(upgrade), C(reset), C(rollback)).
+      type: list
+      elements: str
+    changed:
+      description: Whether the pod was written.
+      type: bool
+    failed:
+      description: Whether the pod failed, was refused or timed out.
+      type: bool
+    reason:
+      description: Why a pod failed or was refused, or what is left to do.
+      type: str
+  sample:
+    - name: test-app-5d9c7b-abcde
+      namespace: default
+      node: sim-node-0
+      working_before: {mosn: mosn-1}
+      working_after: {mosn: mosn-2}
+      images: {mosn-1: "openkruise/hotupgrade-sample:empty", mosn-2: "tinyqian/mosn:v2"}
+      phase: done
+      timings: {upgrade: 0.01, migration: 0.8, reset: 0.5, total: 1.4}
+      writes: [upgrade, reset]
+      changed: true
+      failed: false
+      reason: ""
+summary:
+  description: Counts over the batch.
+  returned: always
+  type: dict
+  sample: {total: 2, changed: 2, done: 2, failed: 0, phases: {done: 2}}
+version:
+  description: The version written for the new twins of this batch.
+  returned: always
+  type: int
+api_requests:
+  description: API requests made by this invocation, in total and per verb.
+  returned: always
+  type: dict
+  sample: {total: 7, list: 1, watch: 1, patch: 4}
+"""
+
+import copy
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError, PodWatch
+from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import selector_to_string
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets
+from ansible_collections.meshops.sidecarset.plugins.module_utils.upgrade import BatchUpgrade, summarize
+
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.client import client_from_module
+except ImportError:  # pragma: no cover - ansible-test import sanity without kubernetes
+    AUTH_ARG_SPEC = {}
+
+
+def argument_spec():
+    """The module's options: kubernetes.core's connection options plus ours."""
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(
+        sidecarset=dict(type="raw", required=True),
+        namespace=dict(type="str", required=True),
+        pods=dict(type="list", elements="str"),
+        label_selector=dict(type="str"),
+        phase=dict(type="str", choices=["upgrade", "reset", "all"], default="all"),
+        wait=dict(type="bool", default=True),
+        timeout=dict(type="int", default=300, aliases=["wait_timeout"]),
+        rollback=dict(type="bool", default=False),
+        concurrency=dict(type="int", default=16),
+        version=dict(type="int"),
+        fail_on_pod_failure=dict(type="bool", default=True),
+    )
+    return spec
+
+
+def load_one_sidecarset(value):
+    """Load exactly one SidecarSet from a path or a dict."""
+    sidecarsets = load_sidecarsets([value])
+    if len(sidecarsets) != 1:
+        raise SidecarSetError(["sidecarset: expected exactly one SidecarSet, found %d" % len(sidecarsets)])
+    return sidecarsets[0]
+
+
+def run(module, client):
+    """Select the pods, run the batch, build the result."""
+    params = module.params
+    sidecarset = load_one_sidecarset(params["sidecarset"])
+    selector = params["label_selector"]
+    if selector is None:
+        selector = selector_to_string((sidecarset.get("spec") or {}).get("selector"))
+    watch = PodWatch(client, params["namespace"], selector).start()
+    try:
+        names = params["pods"] if params["pods"] is not None else sorted(watch.pods)
+        batch = BatchUpgrade(
+            client, watch, sidecarset, names,
+            phase=params["phase"], wait=params["wait"] and not module.check_mode, timeout=params["timeout"],
+            rollback=params["rollback"], check_mode=module.check_mode, concurrency=params["concurrency"],
+            version=params["version"],
+        )
+        states = batch.run()
+    finally:
+        watch.stop()
+    pods = [state.to_dict() for state in states]
+    requests = dict(client.requests)
+    requests["total"] = client.request_count
+    result = dict(
+        changed=any(state.changed for state in states),
+        pods=pods,
+        summary=summarize(states),
+        version=batch.version,
+        api_requests=requests,
+    )
+    if module._diff:
+        result["diff"] = dict(
+            before={p["name"]: {"working": p["working_before"], "images": p["images_before"]} for p in pods},
+            after={p["name"]: {"working": p["working_after"], "images": p["images"]} for p in pods},
+        )
+    failed = [p for p in pods if p["failed"]]
+    if failed and params["fail_on_pod_failure"]:
+        result["failed"] = True
+        result["msg"] = "%d of %d pods failed: %s" % (
+            len(failed), len(pods), "; ".join("%s/%s: %s" % (p["namespace"], p["name"], p["reason"]) for p in failed[:10]))
+    return result
+
+
+def main():
+    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        client = client_from_module(module)
+        result = run(module, client)
+    except SidecarSetError as exc:
+        module.fail_json(msg=str(exc))
+    except KubeError as exc:
+        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status)
+    except CoreException as exc:
+        module.fail_from_exception(exc)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
