@@ -619,7 +619,7 @@ def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None
     if final_init or "initContainers" in spec:
         new_spec["initContainers"] = final_init
     _merge_volumes(new_spec, spec, matched, _volume_refs(old_containers) | _volume_refs(old_init),
-                   final_containers + final_init, {id(c) for c, unused in new_containers + new_init})
+                   final_containers + final_init, {id(c) for c, dummy in new_containers + new_init})
 
     added = [secret for compiled in matched for secret in compiled.secrets]
     if added:

@@ -934,6 +934,25 @@ def normalize_sidecarset(obj, source=None):
     return _normalize(obj, source, None)
 
 
+def to_v1alpha1(sidecarset):
+    """Return a v1alpha1 copy of a (normalised) v1beta1 SidecarSet (``apis/apps/v1alpha1/sidecarset_conversion.go``).
+
+    ``spec.customVersion`` becomes the label ``apps.kruise.io/sidecarset-custom-version``; ``namespaceSelector`` is
+    kept (v1alpha1 has it too). Hashes are unchanged (they only cover the containers).
+    """
+    result = clone(sidecarset)
+    result["apiVersion"] = V1ALPHA1
+    spec = result.get("spec") or {}
+    custom = spec.pop("customVersion", None)
+    if custom:
+        metadata = result.setdefault("metadata", {})
+        labels = metadata.get("labels")
+        if not isinstance(labels, dict):
+            labels = metadata["labels"] = {}
+        labels[CUSTOM_VERSION_LABEL] = custom
+    return result
+
+
 # ---------------------------------------------------------------- accessors
 
 

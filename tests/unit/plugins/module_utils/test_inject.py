@@ -124,7 +124,7 @@ def test_mosn_shares_app_mounts_with_both_twins():
     ]
     pod["spec"]["volumes"] = [{"name": "html", "emptyDir": {}}, {"name": "logs", "emptyDir": {}},
                               {"name": "other", "emptyDir": {}}]
-    out, unused = inject_pod(pod, [sidecarset("mosn")], now=NOW)
+    out, dummy = inject_pod(pod, [sidecarset("mosn")], now=NOW)
     for twin in ("mosn-1", "mosn-2"):
         sidecar = by_name(out, twin)
         assert sidecar["volumeMounts"] == [
@@ -144,7 +144,7 @@ def test_mosn_does_not_share_mounts_of_injected_containers():
     pod["spec"]["containers"].append({"name": "other-sidecar", "image": "x:1",
                                       "env": [{"name": "IS_INJECTED", "value": "true"}],
                                       "volumeMounts": [{"name": "secret", "mountPath": "/secret"}]})
-    out, unused = inject_pod(pod, [sidecarset("mosn")], now=NOW)
+    out, dummy = inject_pod(pod, [sidecarset("mosn")], now=NOW)
     assert by_name(out, "mosn-1")["volumeMounts"] == [{"name": "mosn-log", "mountPath": "/home/admin/mosn/logs"}]
 
 
@@ -184,7 +184,7 @@ def test_golden_hotupgrade_sample():
 def test_controller_revision_only_in_hash_annotation():
     hot = sidecarset("hotupgrade-sample")
     hot["status"] = {"latestRevision": "hotupgrade-sidecarset-5f4b8c"}
-    out, unused = inject_pod(template("hotupgrade-app"), [hot], now=NOW)
+    out, dummy = inject_pod(template("hotupgrade-app"), [hot], now=NOW)
     entry = json.loads(out["metadata"]["annotations"]["kruise.io/sidecarset-hash"])["hotupgrade-sidecarset"]
     assert list(entry) == ["updateTimestamp", "hash", "sidecarSetName", "sidecarList", "controllerRevision"]
     assert entry["controllerRevision"] == "hotupgrade-sidecarset-5f4b8c"
@@ -209,14 +209,14 @@ def test_changed_image_replaces_in_place_and_resets_versions():
     mosn = sidecarset("mosn")
     pod = template("test-app")
     pod["spec"]["containers"].append({"name": "tail", "image": "busybox:1.36"})
-    once, unused = inject_pod(pod, [mosn], now=NOW)
+    once, dummy = inject_pod(pod, [mosn], now=NOW)
     # simulate an upgraded pod template state: versions moved on
     once["metadata"]["annotations"]["version.sidecarset.kruise.io/mosn-2"] = "12345"
     once["metadata"]["annotations"]["kruise.io/sidecarset-working-hotupgrade-container"] = '{"mosn":"mosn-2"}'
     raw = copy.deepcopy(mosn)
     raw["spec"]["containers"][0]["image"] = "tinyqian/mosn:v2"
     updated = normalize_sidecarset(raw)
-    again, unused = inject_pod(once, [updated], now=LATER)
+    again, dummy = inject_pod(once, [updated], now=LATER)
     assert names(again) == ["mosn-1", "mosn-2", "test-app", "tail"]
     assert by_name(again, "mosn-1")["image"] == "tinyqian/mosn:v2"
     assert by_name(again, "mosn-2")["image"] == "openkruise/hotupgrade-sample:empty"
@@ -236,12 +236,12 @@ def test_changed_env_and_volume_are_replaced_in_place():
             "volumeMounts": [{"name": "buf", "mountPath": "/buf"}]}
     first = simple("agent", [side], volumes=[{"name": "buf", "emptyDir": {}}])
     pod = web_pod(volumes=[{"name": "app-data", "emptyDir": {}}])
-    once, unused = inject_pod(pod, [first], now=NOW)
+    once, dummy = inject_pod(pod, [first], now=NOW)
     assert [v["name"] for v in once["spec"]["volumes"]] == ["app-data", "buf"]
     side2 = copy.deepcopy(side)
     side2["env"][0]["value"] = "debug"
     second = simple("agent", [side2], volumes=[{"name": "buf", "emptyDir": {"medium": "Memory"}}])
-    again, unused = inject_pod(once, [second], now=LATER)
+    again, dummy = inject_pod(once, [second], now=LATER)
     assert names(again) == ["agent", "app"]
     assert by_name(again, "agent")["env"] == [{"name": "LEVEL", "value": "debug"}, {"name": "IS_INJECTED", "value": "true"}]
     assert again["spec"]["volumes"] == [{"name": "app-data", "emptyDir": {}}, {"name": "buf", "emptyDir": {"medium": "Memory"}}]
@@ -250,10 +250,10 @@ def test_changed_env_and_volume_are_replaced_in_place():
 def test_removed_container_and_its_volume_leave_the_template():
     two = simple("pair", [{"name": "a", "image": "a:1", "volumeMounts": [{"name": "va", "mountPath": "/a"}]},
                           {"name": "b", "image": "b:1"}], volumes=[{"name": "va", "emptyDir": {}}])
-    once, unused = inject_pod(web_pod(), [two], now=NOW)
+    once, dummy = inject_pod(web_pod(), [two], now=NOW)
     assert names(once) == ["a", "b", "app"]
     one = simple("pair", [{"name": "b", "image": "b:2"}])
-    again, unused = inject_pod(once, [one], now=NOW)
+    again, dummy = inject_pod(once, [one], now=NOW)
     assert names(again) == ["b", "app"]
     assert by_name(again, "b")["image"] == "b:2"
     assert not again["spec"].get("volumes")
@@ -269,7 +269,7 @@ def test_reinjection_leaves_other_sidecarsets_alone():
                                      '"sidecarSetName":"other","sidecarList":["foreign"]}}',
         "kruise.io/sidecarset-injected-list": "other"}
     mine = simple("mine", [{"name": "mine", "image": "m:1"}])
-    out, unused = inject_pod(pod, [mine], now=NOW)
+    out, dummy = inject_pod(pod, [mine], now=NOW)
     assert names(out) == ["foreign", "mine", "app"]
     assert out["spec"]["containers"][0] == foreign
     entries = json.loads(out["metadata"]["annotations"]["kruise.io/sidecarset-hash"])
@@ -279,7 +279,7 @@ def test_reinjection_leaves_other_sidecarsets_alone():
 
 def test_sidecarset_no_longer_matching_is_removed():
     mosn = sidecarset("mosn")
-    once, unused = inject_pod(template("test-app"), [mosn], now=NOW)
+    once, dummy = inject_pod(template("test-app"), [mosn], now=NOW)
     once["metadata"]["labels"]["mesh.apsara-edge.com/mosn-injected"] = "false"
     out, injected = inject_pod(once, [mosn], now=NOW)
     assert injected == []
@@ -290,7 +290,7 @@ def test_sidecarset_no_longer_matching_is_removed():
 
 def test_paused_sidecarset_is_not_injected_and_not_removed():
     mosn = sidecarset("mosn")
-    once, unused = inject_pod(template("test-app"), [mosn], now=NOW)
+    once, dummy = inject_pod(template("test-app"), [mosn], now=NOW)
     paused = copy.deepcopy(mosn)
     paused["spec"]["injectionStrategy"] = {"paused": True}
     paused = normalize_sidecarset(paused)
@@ -303,11 +303,12 @@ def test_paused_sidecarset_is_not_injected_and_not_removed():
 
 
 def test_several_sidecarsets_order_before_after_and_init():
-    zeta = simple("zeta", [{"name": "z-before", "image": "z:1"}, {"name": "z-after", "image": "z:1",
-                                                                  "podInjectPolicy": "AfterAppContainer"}],
+    after = "AfterAppContainer"
+    zeta = simple("zeta", [{"name": "z-before", "image": "z:1"},
+                           {"name": "z-after", "image": "z:1", "podInjectPolicy": after}],
                   initContainers=[{"name": "z-init", "image": "z:1"}])
-    alpha = simple("alpha", [{"name": "a-before", "image": "a:1"}, {"name": "a-after", "image": "a:1",
-                                                                     "podInjectPolicy": "AfterAppContainer"}],
+    alpha = simple("alpha", [{"name": "a-before", "image": "a:1"},
+                             {"name": "a-after", "image": "a:1", "podInjectPolicy": after}],
                    initContainers=[{"name": "b-init", "image": "a:1"}, {"name": "a-init", "image": "a:1"}])
     pod = web_pod(initContainers=[{"name": "app-init", "image": "i:1"}])
     out, injected = inject_pod(pod, [zeta, alpha], now=NOW)
@@ -316,16 +317,16 @@ def test_several_sidecarsets_order_before_after_and_init():
     assert names(out, "initContainers") == ["app-init", "a-init", "b-init", "z-init"]
     assert out["metadata"]["annotations"]["kruise.io/sidecarset-injected-list"] == "alpha,zeta"
     assert list(json.loads(out["metadata"]["annotations"]["kruise.io/sidecarset-hash"])) == ["alpha", "zeta"]
-    again, unused = inject_pod(out, [alpha, zeta], now=LATER)
+    again, dummy = inject_pod(out, [alpha, zeta], now=LATER)
     assert again == out
 
 
 def test_new_sidecarset_added_later_goes_before_the_app_containers():
     alpha = simple("alpha", [{"name": "a", "image": "a:1"}])
     beta = simple("beta", [{"name": "b", "image": "b:1"}])
-    once, unused = inject_pod(web_pod(), [alpha], now=NOW)
-    out, unused = inject_pod(once, [alpha, beta], now=NOW)
-    fresh, unused = inject_pod(web_pod(), [alpha, beta], now=NOW)
+    once, dummy = inject_pod(web_pod(), [alpha], now=NOW)
+    out, dummy = inject_pod(once, [alpha, beta], now=NOW)
+    fresh, dummy = inject_pod(web_pod(), [alpha, beta], now=NOW)
     assert names(out) == names(fresh) == ["a", "b", "app"]
 
 
@@ -333,7 +334,7 @@ def test_same_name_app_container_is_replaced_at_its_index():
     side = simple("s", [{"name": "proxy", "image": "proxy:2", "podInjectPolicy": "AfterAppContainer"}])
     pod = web_pod()
     pod["spec"]["containers"] = [{"name": "proxy", "image": "proxy:1"}, {"name": "app", "image": "web:1"}]
-    out, unused = inject_pod(pod, [side], now=NOW)
+    out, dummy = inject_pod(pod, [side], now=NOW)
     assert names(out) == ["proxy", "app"] and out["spec"]["containers"][0]["image"] == "proxy:2"
 
 
@@ -341,7 +342,7 @@ def test_native_sidecar_init_container_is_in_sidecar_list():
     native = simple("n", [{"name": "main", "image": "m:1"}],
                     initContainers=[{"name": "native", "image": "n:1", "restartPolicy": "Always"}],
                     updateStrategy={"type": "NotUpdate"})
-    out, unused = inject_pod(web_pod(), [native], now=NOW)
+    out, dummy = inject_pod(web_pod(), [native], now=NOW)
     assert names(out, "initContainers") == ["native"]
     entry = json.loads(out["metadata"]["annotations"]["kruise.io/sidecarset-hash"])["n"]
     assert entry["sidecarList"] == ["main", "native"]
@@ -370,7 +371,7 @@ def test_transfer_env_and_image_pull_secrets_and_existing_volume_wins():
     pod["metadata"]["labels"]["main"] = "app"
     pod["spec"]["containers"][0]["env"] = [{"name": "TZ", "value": "UTC"}, {"name": "REGION", "value": "eu"},
                                            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
-    out, unused = inject_pod(pod, [sset], now=NOW)
+    out, dummy = inject_pod(pod, [sset], now=NOW)
     assert by_name(out, "envoy")["env"] == [
         {"name": "IS_INJECTED", "value": "true"},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
@@ -391,7 +392,7 @@ def test_patch_pod_metadata_policies():
     pod = web_pod()
     pod["metadata"]["annotations"] = {"example.com/retain": "old", "example.com/overwrite": "old",
                                       "example.com/json": '{"a":1,"c":3}'}
-    out, unused = inject_pod(pod, [sset], now=NOW)
+    out, dummy = inject_pod(pod, [sset], now=NOW)
     annotations = out["metadata"]["annotations"]
     assert annotations["example.com/retain"] == "old"
     assert annotations["example.com/overwrite"] == "new"
@@ -431,7 +432,7 @@ def test_two_sidecarsets_injecting_the_same_name_is_a_clash():
 def test_container_injected_by_another_sidecarset_is_a_clash():
     one = simple("one", [{"name": "proxy", "image": "p:1"}])
     two = simple("two", [{"name": "proxy", "image": "p:2"}])
-    once, unused = inject_pod(web_pod(), [one], now=NOW)
+    once, dummy = inject_pod(web_pod(), [one], now=NOW)
     with pytest.raises(SidecarSetError) as info:
         inject_pod(once, [two], now=NOW)
     assert "injected by SidecarSet 'one'" in str(info.value) and "SidecarSet 'two'" in str(info.value)

@@ -117,7 +117,7 @@ def test_dump_documents_round_trip_block_style_and_order(sets):
     docs = list(iter_documents(read(os.path.join(FIXTURES, "workloads.yaml")), "workloads.yaml"))
     injected = [inject_manifest(d, sets, now=NOW)[0] for d in docs]
     text = dump_documents(injected)
-    assert text.count("\n---\n") == 3 and "&id" not in text and "{" not in text.split("annotations:")[0]
+    assert text.count("\n---\n") == 3 and "&id" not in text and "{" not in text.split("annotations:", maxsplit=1)[0]
     assert text.startswith("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n")
     assert list(yaml.safe_load_all(text)) == injected
     assert list(iter_documents(text, "out.yaml")) == injected

@@ -25,6 +25,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset impo
     parse_sidecarset_yaml,
     sidecar_containers,
     sidecarset_name,
+    to_v1alpha1,
 )
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
@@ -256,8 +257,8 @@ RULES = [
      "spec.patchPodMetadata[0].annotations", "required"),
     ("patch bad policy", lambda o: o["spec"].update(patchPodMetadata=[{"annotations": {"a": "b"}, "patchPolicy": "Keep"}]),
      "spec.patchPodMetadata[0].patchPolicy", "must be one of Retain, Overwrite, MergePatchJson"),
-    ("patch repeated key", lambda o: o["spec"].update(patchPodMetadata=[{"annotations": {"a": "1"}},
-                                                                       {"annotations": {"a": "2"}}]),
+    ("patch repeated key",
+     lambda o: o["spec"].update(patchPodMetadata=[{"annotations": {"a": "1"}}, {"annotations": {"a": "2"}}]),
      "spec.patchPodMetadata[1].annotations.a", "key repeated"),
     ("hot upgrade needs empty image",
      lambda o: o["spec"]["containers"][0].update(upgradeStrategy={"upgradeType": "HotUpgrade"}),
@@ -405,7 +406,7 @@ def test_errors_render_one_line_per_error():
 
 def test_all_errors_are_collected():
     obj = base(selector={}, containers=[container(name="Bad", podInjectPolicy="X")])
-    paths = {p for p, unused in errors_of(obj).errors}
+    paths = {p for p, dummy in errors_of(obj).errors}
     assert {"spec.selector", "spec.containers[0].name", "spec.containers[0].podInjectPolicy"} <= paths
 
 
@@ -431,3 +432,13 @@ def test_clone_is_deep():
     copied = ss_mod.clone(value)
     copied["a"][0]["b"] = 2
     assert value == {"a": [{"b": 1}]}
+
+
+def test_round_trip_v1beta1_to_v1alpha1_and_back():
+    obj = base(customVersion="v3")
+    beta = normalize_sidecarset(obj)
+    alpha = to_v1alpha1(beta)
+    assert alpha["apiVersion"] == "apps.kruise.io/v1alpha1"
+    assert alpha["metadata"]["labels"] == {"apps.kruise.io/sidecarset-custom-version": "v3"}
+    assert "customVersion" not in alpha["spec"] and beta["spec"]["customVersion"] == "v3"
+    assert normalize_sidecarset(alpha) == beta
