@@ -15,6 +15,7 @@ import os
 import pytest
 import yaml
 
+from ansible_collections.meshops.sidecarset.plugins.module_utils import annotations as ann
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import (
     format_timestamp,
@@ -450,3 +451,22 @@ def test_format_timestamp():
     assert format_timestamp(datetime.datetime(2026, 3, 1, 12, 0, 0)) == "2026-03-01T12:00:00Z"
     assert format_timestamp(0) == "1970-01-01T00:00:00Z"
     assert len(format_timestamp()) == 20
+
+
+def test_fresh_annotation_fast_path_matches_the_generic_writer():
+    hot = sidecarset("hotupgrade-sample")
+    hot["status"] = {"latestRevision": "rev-1"}
+    cold = simple("cold", [{"name": "c", "image": "c:1"}], selector={"matchLabels": {"app": "hotupgrade"}})
+    out, dummy = inject_pod(template("hotupgrade-app"), [hot, cold], now=NOW)
+    got = out["metadata"]["annotations"]
+    for key in (ann.POD_HASH, ann.POD_HASH_WITHOUT_IMAGE):
+        assert got[key] == ann.write_hash_entries(ann.read_hash_entries(got, key))
+    assert got[ann.INJECTED_LIST] == ann.write_injected_list(["hotupgrade-sidecarset", "cold"])
+    assert got[ann.WORKING_HOTUPGRADE_CONTAINER] == ann.write_working({"sidecar": "sidecar-1"})
+    # the generic path (an unrelated injected-list entry forces it) writes the same strings
+    seeded = template("hotupgrade-app")
+    seeded["metadata"]["annotations"] = {ann.INJECTED_LIST: "zzz"}
+    slow, dummy = inject_pod(seeded, [hot, cold], now=NOW)
+    for key in (ann.POD_HASH, ann.POD_HASH_WITHOUT_IMAGE, ann.WORKING_HOTUPGRADE_CONTAINER):
+        assert slow["metadata"]["annotations"][key] == got[key]
+    assert slow["metadata"]["annotations"][ann.INJECTED_LIST] == "cold,hotupgrade-sidecarset,zzz"
