@@ -4,6 +4,14 @@
 # $MESHOPS_CACHE (default ~/.cache/meshops-sidecarset/k8s-1.20.2) and a second call builds nothing.
 set -euo pipefail
 
+# Takes no arguments. Refusing them matters: an Ansible inventory that (mis)points at this checkout
+# runs every executable in it with --list, which must not start, stop or build anything.
+case "${1:-}" in
+  "") ;;
+  -h|--help) echo "usage: tools/cluster/build.sh   (build kube-apiserver and kube-controller-manager; see docs/local-control-plane.md)"; exit 0 ;;
+  *) echo "tools/cluster/build.sh: unexpected argument '$1' (it takes none; see docs/local-control-plane.md)" >&2; exit 64 ;;
+esac
+
 CACHE="${MESHOPS_CACHE:-$HOME/.cache/meshops-sidecarset/k8s-1.20.2}"
 BIN="$CACHE/bin"
 LOG="$CACHE/build.log"
@@ -21,7 +29,7 @@ fi
 # One build at a time (make cluster-up from two shells, or pytest workers).
 if [ -z "${MESHOPS_BUILD_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
   export MESHOPS_BUILD_LOCKED=1
-  exec flock "$CACHE/.build.lock" "$0" "$@"
+  exec flock -o "$CACHE/.build.lock" "$0" "$@"
 fi
 if built && have_runtime; then
   echo "cluster-build: binaries already built in $BIN (by a concurrent build)"

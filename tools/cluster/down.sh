@@ -4,6 +4,14 @@
 # processes and none of the ports are left. Safe to call when nothing runs.
 set -uo pipefail
 
+# Takes no arguments. Refusing them matters: an Ansible inventory that (mis)points at this checkout
+# runs every executable in it with --list, which must not start, stop or build anything.
+case "${1:-}" in
+  "") ;;
+  -h|--help) echo "usage: tools/cluster/down.sh   (stop the local control plane; see docs/local-control-plane.md)"; exit 0 ;;
+  *) echo "tools/cluster/down.sh: unexpected argument '$1' (it takes none; see docs/local-control-plane.md)" >&2; exit 64 ;;
+esac
+
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 STATE="${MESHOPS_CLUSTER_DIR:-$ROOT/.cluster}"
 COMPONENTS=(nodesim kube-controller-manager kube-apiserver etcd)   # stop order

@@ -12,6 +12,14 @@
 # Exit codes: 0 running, 1 failed (log tail printed, nothing left running), 2 unsupported machine.
 set -euo pipefail
 
+# Takes no arguments. Refusing them matters: an Ansible inventory that (mis)points at this checkout
+# runs every executable in it with --list, which must not start, stop or build anything.
+case "${1:-}" in
+  "") ;;
+  -h|--help) echo "usage: tools/cluster/up.sh   (start the local control plane; see docs/local-control-plane.md)"; exit 0 ;;
+  *) echo "tools/cluster/up.sh: unexpected argument '$1' (it takes none; see docs/local-control-plane.md)" >&2; exit 64 ;;
+esac
+
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 STATE="${MESHOPS_CLUSTER_DIR:-$ROOT/.cluster}"
 CACHE="${MESHOPS_CACHE:-$HOME/.cache/meshops-sidecarset/k8s-1.20.2}"
@@ -31,7 +39,7 @@ mkdir -p "$STATE"
 # one cluster-up at a time
 if [ -z "${MESHOPS_UP_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
   export MESHOPS_UP_LOCKED=1
-  exec flock "$STATE/.up.lock" "$0" "$@"
+  exec flock -o "$STATE/.up.lock" "$0" "$@"
 fi
 
 alive() {  # alive <component>: the recorded pid runs and is ours
@@ -55,6 +63,14 @@ except ValueError:
     sys.exit(1)
 ready = [n for n in items if any(c.get("type") == "Ready" and c.get("status") == "True" for c in (n.get("status") or {}).get("conditions") or [])]
 sys.exit(0 if len(ready) >= want else 1)' "$NODES"
+}
+
+running() {  # running <component>: the pid we just started exists and is no zombie (no cmdline
+  # check: right after the fork the child may not have exec'd its program yet)
+  local pid state
+  pid="$(cat "$STATE/$1.pid" 2>/dev/null)" || return 1
+  state="$(sed -e 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
+  [ -n "$state" ] && [ "$state" != "Z" ]
 }
 
 all_alive() { local c; for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done; }
@@ -146,7 +162,7 @@ wait_for() {  # wait_for <component> <seconds> <check command...>
   local name="$1" secs="$2"; shift 2
   local deadline=$(( $(date +%s) + secs ))
   until "$@" >/dev/null 2>&1; do
-    alive "$name" || fail "$name exited during start-up" "$STATE/$name.log"
+    running "$name" || fail "$name exited during start-up" "$STATE/$name.log"
     [ "$(date +%s)" -lt "$deadline" ] || fail "$name not ready after ${secs}s" "$STATE/$name.log"
     sleep 0.3
   done
