@@ -62,6 +62,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "integration: needs a Kubernetes API server (local control plane or $KUBECONFIG)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
     config.addinivalue_line("markers", "cluster_lifecycle: stops and restarts the local control plane; runs last")
+    # the local apiserver has a self-signed serving certificate (loopback only)
+    config.addinivalue_line("filterwarnings", "ignore::urllib3.exceptions.InsecureRequestWarning")
 
 
 def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument

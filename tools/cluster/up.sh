@@ -75,8 +75,52 @@ running() {  # running <component>: the pid we just started exists and is no zom
 
 all_alive() { local c; for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done; }
 
+# ---------------------------------------------------------------- start / fail helpers
+fail() {
+  local what="$1" log="$2"
+  echo "cluster-up: FAILED: $what" >&2
+  if [ -n "$log" ] && [ -f "$log" ]; then echo "--- last 30 lines of $log ---" >&2; tail -n 30 "$log" >&2; fi
+  "$ROOT/tools/cluster/down.sh" >&2 || true
+  exit 1
+}
+
+start() {  # start <component> <command...>: detached, own session/process group, log in .cluster
+  local name="$1"; shift
+  : >"$STATE/$name.log"
+  # Without job control a background job is no process-group leader, so setsid execs in place:
+  # $! is the pid of the session leader, and down.sh can kill the whole group.
+  setsid nohup "$@" >>"$STATE/$name.log" 2>&1 </dev/null &
+  echo $! >"$STATE/$name.pid"
+}
+
+wait_for() {  # wait_for <component> <seconds> <check command...>
+  local name="$1" secs="$2"; shift 2
+  local deadline=$(( $(date +%s) + secs ))
+  until "$@" >/dev/null 2>&1; do
+    running "$name" || fail "$name exited during start-up" "$STATE/$name.log"
+    [ "$(date +%s)" -lt "$deadline" ] || fail "$name not ready after ${secs}s" "$STATE/$name.log"
+    sleep 0.3
+  done
+}
+
+start_nodesim() {
+  say "starting the node simulator ($NODES nodes)"
+  # shellcheck disable=SC2086
+  start nodesim env PYTHONPATH="$ROOT/tools" "$PY" -m nodesim --kubeconfig "$STATE/kubeconfig" --nodes "$NODES" \
+    ${NODESIM_CONFIG:+--config "$NODESIM_CONFIG"} --ready-file "$STATE/nodesim.ready" ${NODESIM_ARGS:-}
+  nodesim_ok() { [ -f "$STATE/nodesim.ready" ] && nodes_ready; }
+  wait_for nodesim 60 nodesim_ok
+}
+
 if all_alive && [ "$(api_get /readyz)" = "ok" ]; then
   say "already running (apiserver $API, kubeconfig $STATE/kubeconfig)"
+  exit 0
+fi
+if alive etcd && alive kube-apiserver && alive kube-controller-manager && [ "$(api_get /readyz)" = "ok" ]; then
+  say "the control plane runs but the node simulator does not; restarting it"
+  rm -f "$STATE/nodesim.pid" "$STATE/nodesim.ready"
+  start_nodesim
+  say "ready: $API, $NODES simulated nodes"
   exit 0
 fi
 if ls "$STATE"/*.pid >/dev/null 2>&1; then
@@ -140,34 +184,6 @@ current-context: meshops-local
 EOF
 chmod 600 "$STATE/kubeconfig"
 
-# ---------------------------------------------------------------- start / fail helpers
-fail() {
-  local what="$1" log="$2"
-  echo "cluster-up: FAILED: $what" >&2
-  if [ -n "$log" ] && [ -f "$log" ]; then echo "--- last 30 lines of $log ---" >&2; tail -n 30 "$log" >&2; fi
-  "$ROOT/tools/cluster/down.sh" >&2 || true
-  exit 1
-}
-
-start() {  # start <component> <command...>: detached, own session/process group, log in .cluster
-  local name="$1"; shift
-  : >"$STATE/$name.log"
-  # Without job control a background job is no process-group leader, so setsid execs in place:
-  # $! is the pid of the session leader, and down.sh can kill the whole group.
-  setsid nohup "$@" >>"$STATE/$name.log" 2>&1 </dev/null &
-  echo $! >"$STATE/$name.pid"
-}
-
-wait_for() {  # wait_for <component> <seconds> <check command...>
-  local name="$1" secs="$2"; shift 2
-  local deadline=$(( $(date +%s) + secs ))
-  until "$@" >/dev/null 2>&1; do
-    running "$name" || fail "$name exited during start-up" "$STATE/$name.log"
-    [ "$(date +%s)" -lt "$deadline" ] || fail "$name not ready after ${secs}s" "$STATE/$name.log"
-    sleep 0.3
-  done
-}
-
 t0=$(date +%s.%N)
 say "starting etcd on 127.0.0.1:$ETCD_PORT"
 start etcd etcd --name meshops --data-dir "$STATE/etcd" \
@@ -204,12 +220,7 @@ start kube-controller-manager "$BIN/kube-controller-manager" \
 sa_ok() { api_get /api/v1/namespaces/default/serviceaccounts/default | grep -q '"secrets"'; }
 wait_for kube-controller-manager 90 sa_ok
 
-say "starting the node simulator ($NODES nodes)"
-# shellcheck disable=SC2086
-start nodesim env PYTHONPATH="$ROOT/tools" "$PY" -m nodesim --kubeconfig "$STATE/kubeconfig" --nodes "$NODES" \
-  ${NODESIM_CONFIG:+--config "$NODESIM_CONFIG"} --ready-file "$STATE/nodesim.ready" ${NODESIM_ARGS:-}
-nodesim_ok() { [ -f "$STATE/nodesim.ready" ] && nodes_ready; }
-wait_for nodesim 60 nodesim_ok
+start_nodesim
 
 cat >"$STATE/env" <<EOF
 export KUBECONFIG="$STATE/kubeconfig"

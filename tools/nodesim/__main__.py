@@ -31,6 +31,9 @@ def main(argv=None):
     parser.add_argument("--log-level", default=os.environ.get("NODESIM_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
 
+    import urllib3  # pylint: disable=import-outside-toplevel
+
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # loopback, self-signed
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = Config.load(args.config, zero_delay=args.zero_delay)
     kube = Kube(load_client(args.kubeconfig, args.context))

@@ -147,6 +147,7 @@ class Node:
         self.next_ip = 0
         self.pods = 0
         self.labels = {}
+        self.taints = []
 
     def alloc_ip(self):
         k = self.next_ip
@@ -324,6 +325,10 @@ class Simulator:
                     raise
                 self.kube.patch_node(name, {"metadata": {"labels": node.labels}, "spec": {"unschedulable": False}})
             self.kube.patch_node_status(name, self.node_status(node))
+            # The apiserver's TaintNodesByCondition admission gives every new node the
+            # node.kubernetes.io/not-ready:NoSchedule taint; the node lifecycle controller (off
+            # here) would remove it once the node is Ready. DaemonSet pods do not tolerate it.
+            self.kube.patch_node(name, {"spec": {"taints": None}})
         for item in self.kube.list_nodes(MANAGED_LABEL + "=true"):
             name = item["metadata"]["name"]
             if name not in self.nodes:
@@ -548,7 +553,22 @@ class Simulator:
                 return False
         return False
 
+    @staticmethod
+    def _tolerates(spec, taint):
+        for tol in spec.get("tolerations") or []:
+            if tol.get("effect") and tol["effect"] != taint.get("effect"):
+                continue
+            if tol.get("operator") == "Exists":
+                if not tol.get("key") or tol["key"] == taint.get("key"):
+                    return True
+            elif tol.get("key") == taint.get("key") and (tol.get("value") or "") == (taint.get("value") or ""):
+                return True
+        return False
+
     def _fits(self, node, spec):
+        for taint in node.taints:
+            if taint.get("effect") in ("NoSchedule", "NoExecute") and not self._tolerates(spec, taint):
+                return False
         for k, v in (spec.get("nodeSelector") or {}).items():
             if node.labels.get(k) != v:
                 return False
