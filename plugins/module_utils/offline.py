@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 import tempfile
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
@@ -118,13 +119,25 @@ def _check_writable(path):
         raise ManifestError("destination file is not writable", source=path)
 
 
+TIMESTAMP = re.compile(r'(\\?"updateTimestamp\\?":\\?")[0-9TZ:.+-]+')
+
+
+def without_timestamps(text):
+    """``text`` with every ``updateTimestamp`` value of the Kruise annotations blanked."""
+    return TIMESTAMP.sub(r"\1", text)
+
+
 def files_needing_write(files):
-    """Return the subset of ``[(path, text)]`` whose content differs from what is on disk."""
+    """Return the subset of ``[(path, text)]`` whose content differs from what is on disk.
+
+    Injection time stamps (``updateTimestamp`` in the hash annotations) are ignored in the comparison,
+    so rendering the same sources again leaves an existing output untouched (idempotent runs).
+    """
     pending = []
     for path, text in files:
         try:
             with open(path, "r", encoding="utf-8") as handle:
-                if handle.read() == text:
+                if without_timestamps(handle.read()) == without_timestamps(text):
                     continue
         except (OSError, UnicodeDecodeError):
             pass

@@ -1,0 +1,252 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) meshops.sidecarset contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: sidecarset_info
+short_description: Status of a SidecarSet's pods, as Kruise computes it, and the rollout plan
+version_added: 0.1.0
+author:
+  - meshops.sidecarset contributors
+description:
+  - Reads the pods a SidecarSet selects and reports what OpenKruise would put in the SidecarSet's
+    status (C(matchedPods), C(updatedPods), C(readyPods), C(updatedReadyPods)), and for every pod its
+    working twin, images, versions and upgrade phase (C(idle), C(upgrading), C(migrating), C(resetting),
+    C(done), C(failed), C(not-upgradable)) with the reason.
+  - Also returns the rollout plan a rollout follows: the upgradable pods in Kruise's order (not-ready
+    first, then priority and scatter strategies), without the C(partition) pods, split into batches of
+    C(maxUnavailable).
+  - Read only.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshops.sidecarset.sidecarset
+options:
+  namespace:
+    description:
+      - Only look at this namespace. By default every namespace the SidecarSet's C(namespaceSelector)
+        (or v1alpha1 C(namespace)) selects, or all namespaces when it has none.
+    type: str
+  label_selector:
+    description: Pod label selector (API string form). Defaults to the SidecarSet's C(spec.selector).
+    type: str
+  max_unavailable:
+    description: Overrides C(spec.updateStrategy.maxUnavailable) for the plan (an int or a percent such as C(25%)).
+    type: raw
+  partition:
+    description: Overrides C(spec.updateStrategy.partition) for the plan (an int or a percent).
+    type: raw
+attributes:
+  check_mode:
+    support: full
+    details: Read only; behaves the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+requirements:
+  - python >= 3.11
+  - kubernetes >= 24.2.0
+  - PyYAML
+seealso:
+  - module: meshops.sidecarset.sidecar_upgrade
+"""
+
+EXAMPLES = r"""
+- name: How far is the MOSN rollout?
+  meshops.sidecarset.sidecarset_info:
+    sidecarset: examples/sidecarsets/mosn.yaml
+  register: mosn
+
+- name: Show the counts
+  ansible.builtin.debug:
+    msg: "{{ mosn.status.updatedReadyPods }}/{{ mosn.status.matchedPods }} pods upgraded and ready"
+
+- name: Plan batches of 25% keeping 3 pods on the old version
+  meshops.sidecarset.sidecarset_info:
+    sidecarset: examples/sidecarsets/mosn.yaml
+    namespace: default
+    max_unavailable: 25%
+    partition: 3
+  register: plan
+"""
+
+RETURN = r"""
+status:
+  description: The SidecarSet status counters, computed as Kruise's C(calculateStatus).
+  returned: always
+  type: dict
+  sample: {matchedPods: 3, updatedPods: 1, readyPods: 2, updatedReadyPods: 1}
+pods:
+  description: One entry per pod the SidecarSet selects.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Pod name.
+      type: str
+    namespace:
+      description: Pod namespace.
+      type: str
+    node:
+      description: Node name.
+      type: str
+    owner:
+      description: The pod's controlling owner (C(kind), C(name)).
+      type: dict
+    labels:
+      description: The pod's labels.
+      type: dict
+    phase:
+      description: C(idle), C(upgrading), C(migrating), C(resetting), C(done), C(failed) or C(not-upgradable).
+      type: str
+    reason:
+      description: Why the pod is in that phase.
+      type: str
+    updated:
+      description: The pod carries the SidecarSet's current hash.
+      type: bool
+    ready:
+      description: Consistent and ready as Kruise counts C(readyPods).
+      type: bool
+    working:
+      description: Working twin of each HotUpgrade sidecar.
+      type: dict
+    empty:
+      description: Standby twin of each HotUpgrade sidecar.
+      type: dict
+    images:
+      description: Image of every sidecar container.
+      type: dict
+    versions:
+      description: C(version)/C(versionalt) of each twin.
+      type: dict
+rollout:
+  description: The rollout plan.
+  returned: always
+  type: dict
+  contains:
+    order:
+      description: Upgradable pods (C(name), C(namespace)) in the order they would be upgraded, partition excluded.
+      type: list
+      elements: dict
+    batches:
+      description: C(order) split into batches; the first is what Kruise would pick now, the others hold C(max_unavailable) pods.
+      type: list
+      elements: list
+    partitioned:
+      description: Pods kept on the old version by C(partition).
+      type: list
+      elements: dict
+    not_upgradable:
+      description: Pods that cannot be upgraded in place, with C(reason).
+      type: list
+      elements: dict
+    in_flight:
+      description: Pods with an upgrade in progress.
+      type: list
+      elements: dict
+    reset:
+      description: Pods whose migration finished and that are waiting for their reset.
+      type: list
+      elements: dict
+    max_unavailable:
+      description: The maxUnavailable budget as a pod count.
+      type: int
+    partition:
+      description: The partition as a pod count.
+      type: int
+    unavailable:
+      description: Updated pods that are currently unavailable.
+      type: int
+    matched:
+      description: Number of matching pods.
+      type: int
+    stopped:
+      description: Why nothing would be upgraded (NotUpdate, paused), or empty.
+      type: str
+"""
+
+import copy
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.podlist import list_sidecarset_pods, plan_rollout
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import get_hash, load_sidecarsets, sidecarset_name
+from ansible_collections.meshops.sidecarset.plugins.module_utils.status import compute_status, pod_report
+
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.client import client_from_module
+except ImportError:  # pragma: no cover - ansible-test import sanity without kubernetes
+    AUTH_ARG_SPEC = {}
+
+
+def argument_spec():
+    """The module's options: kubernetes.core's connection options plus ours."""
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(
+        sidecarset=dict(type="raw", required=True),
+        namespace=dict(type="str"),
+        label_selector=dict(type="str"),
+        max_unavailable=dict(type="raw"),
+        partition=dict(type="raw"),
+    )
+    return spec
+
+
+def owner_of(pod):
+    """The controlling owner reference as ``{"kind", "name"}`` (empty dict for a bare pod)."""
+    refs = (pod.get("metadata") or {}).get("ownerReferences") or []
+    ref = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
+    return {"kind": ref.get("kind"), "name": ref.get("name")} if ref else {}
+
+
+def run(module, client):
+    """Read the pods and build the report."""
+    params = module.params
+    sidecarsets = load_sidecarsets([params["sidecarset"]])
+    if len(sidecarsets) != 1:
+        raise SidecarSetError("expected exactly one SidecarSet, found %d" % len(sidecarsets))
+    sidecarset = sidecarsets[0]
+    pods = list_sidecarset_pods(client, sidecarset, params["namespace"], params["label_selector"])
+    pods.sort(key=lambda p: (p["metadata"].get("namespace"), p["metadata"]["name"]))
+    reports = []
+    for pod in pods:
+        report = pod_report(pod, sidecarset)
+        report["owner"] = owner_of(pod)
+        report["labels"] = dict(pod["metadata"].get("labels") or {})
+        reports.append(report)
+    return dict(
+        changed=False,
+        sidecarset={"name": sidecarset_name(sidecarset), "hash": get_hash(sidecarset)},
+        status=compute_status(pods, sidecarset),
+        pods=reports,
+        rollout=plan_rollout(pods, sidecarset, params["max_unavailable"], params["partition"]),
+    )
+
+
+def main():
+    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        result = run(module, client_from_module(module))
+    except SidecarSetError as exc:
+        module.fail_json(msg=str(exc))
+    except ValueError as exc:
+        module.fail_json(msg="invalid option: %s" % exc)
+    except KubeError as exc:
+        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status)
+    except CoreException as exc:
+        module.fail_from_exception(exc)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
