@@ -359,7 +359,10 @@ def test_image_pattern_rules_apply_to_in_place_change(nodesim, namespace):
 
 def test_statefulset_and_daemonset_get_running_pods(nodesim, namespace):
     kube = nodesim
-    tmpl = lambda lbl: {"metadata": {"labels": lbl}, "spec": {"containers": [container("app", "nginx:1.20")]}}  # noqa: E731
+
+    def tmpl(labels):
+        return {"metadata": {"labels": labels}, "spec": {"containers": [container("app", "nginx:1.20")]}}
+
     kube.apps.create_namespaced_stateful_set(namespace, {
         "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
         "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
@@ -432,7 +435,7 @@ def test_least_privilege_token(kube, least_privilege, namespace):
         lambda: lp.core.delete_namespaced_pod("lp", namespace),
         lambda: lp.core.create_namespaced_pod(namespace, make_pod("x", [container("app", "nginx:1.20")])),
         lambda: lp.apps.delete_namespaced_deployment("lpdep", namespace),
-        lambda: lp.core.list_node(),
+        lp.core.list_node,
         lambda: lp.core.list_namespaced_config_map(namespace),
     ]
     for call in forbidden:

@@ -75,10 +75,11 @@ def pid_alive(pid):
         return False
 
 
-def test_up_twice_down_up(kube):  # pylint: disable=unused-argument  (kube: the cluster is up before)
+def test_up_twice_down_up(kube):
+    """kube: the session fixture has brought the cluster up before."""
     out, secs = run("up.sh")
     assert "already running" in out and secs < 10
-    out, _ = run("up.sh")
+    out = run("up.sh")[0]
     assert "already running" in out
     running = pids()
     assert set(running) == set(COMPONENTS)
@@ -86,12 +87,12 @@ def test_up_twice_down_up(kube):  # pylint: disable=unused-argument  (kube: the 
     used = ports()
     assert all(port_open(p) for k, p in used.items() if k != "MESHOPS_ETCD_PEER_PORT")
 
-    out, _ = run("down.sh")
+    out = run("down.sh")[0]
     assert "all stopped" in out
     assert not [c for c, p in running.items() if pid_alive(p)], "processes left after down.sh"
     assert not [p for p in used.values() if port_open(p)], "ports still open after down.sh"
     assert pids() == {}
-    out, _ = run("down.sh")
+    out = run("down.sh")[0]
     assert "nothing was running" in out
 
     out, secs = run("up.sh")

@@ -342,10 +342,11 @@ class Simulator:
 
     def node_status(self, node):
         ts = now_ts()
-        cond = lambda t, s, reason, msg: {  # noqa: E731
-            "type": t, "status": s, "reason": reason, "message": msg,
-            "lastHeartbeatTime": ts, "lastTransitionTime": ts,
-        }
+
+        def cond(ctype, status, reason, msg):
+            return {"type": ctype, "status": status, "reason": reason, "message": msg,
+                    "lastHeartbeatTime": ts, "lastTransitionTime": ts}
+
         resources = {"cpu": "32", "memory": "128Gi", "pods": "1000", "ephemeral-storage": "500Gi"}
         return {
             "status": {
@@ -413,7 +414,7 @@ class Simulator:
             try:
                 item = self.events_q.get(timeout=timeout)
                 self.handle(*item)
-                for _ in range(500):
+                for _drained in range(500):
                     try:
                         item = self.events_q.get_nowait()
                     except queue.Empty:
@@ -437,7 +438,7 @@ class Simulator:
     def run_timers(self):
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
-            _, _, fn, args = heapq.heappop(self.timers)
+            fn, args = heapq.heappop(self.timers)[2:]
             try:
                 fn(*args)
             except Exception:  # pylint: disable=broad-except
