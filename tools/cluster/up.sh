@@ -110,9 +110,22 @@ start_nodesim() {
     ${NODESIM_CONFIG:+--config "$NODESIM_CONFIG"} --ready-file "$STATE/nodesim.ready" ${NODESIM_ARGS:-}
   nodesim_ok() { [ -f "$STATE/nodesim.ready" ] && nodes_ready; }
   wait_for nodesim 60 nodesim_ok
+  nodesim_version >"$STATE/nodesim.version"
 }
 
+nodesim_version() { cat "$ROOT"/tools/nodesim/*.py ${NODESIM_CONFIG:+"$NODESIM_CONFIG"} 2>/dev/null | sha256sum | cut -c1-16; }
+
 if all_alive && [ "$(api_get /readyz)" = "ok" ]; then
+  if [ "$(cat "$STATE/nodesim.version" 2>/dev/null)" != "$(nodesim_version)" ]; then
+    # keep the dev loop short: a changed simulator is restarted alone (pods are resumed, not restarted)
+    say "the node simulator's code or config changed; restarting it"
+    pid="$(cat "$STATE/nodesim.pid")"
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for _i in $(seq 1 50); do running nodesim || break; sleep 0.1; done
+    running nodesim && kill -KILL -- "-$pid" 2>/dev/null
+    rm -f "$STATE/nodesim.pid" "$STATE/nodesim.ready"
+    start_nodesim
+  fi
   say "already running (apiserver $API, kubeconfig $STATE/kubeconfig)"
   exit 0
 fi
