@@ -42,7 +42,7 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
-        for key in ("src", "sidecarset"):
+        for key in ("src", "sidecarset", "kubeconfig"):
             if isinstance(args.get(key), str):
                 args[key] = self._resolve(args[key])
         if isinstance(args.get("sidecarsets"), list):

@@ -14,9 +14,9 @@ class ModuleDocFragment(object):
 options:
   sidecarset:
     description:
-      - The SidecarSet, as Kruise YAML (C(apps.kruise.io/v1alpha1) or C(v1beta1)): a path to a YAML
-        file holding exactly one SidecarSet, or the SidecarSet as a dictionary (a full object, or
-        C(metadata.name) plus C(spec)).
+      - The SidecarSet, as Kruise YAML (C(apps.kruise.io/v1alpha1) or C(v1beta1)), given as a path to a
+        YAML file holding exactly one SidecarSet, or as a dictionary (a full object, or C(metadata.name)
+        plus C(spec)).
       - Kruise's defaults are applied and the object is validated; errors name the file and the field.
     type: raw
     required: true

@@ -494,6 +494,7 @@ def write_restart_baseline(baseline):
 def container_failure(pod, name):
     """Return why container ``name`` is failing, or ``""``.
 
+    A status whose ``image`` differs from the spec image describes the previous image and never counts.
     Failing means: ``state.waiting.reason`` is one of ``FAILED_WAITING_REASONS``; or the container is not ready
     and ``restartCount > baseline + 1`` where baseline is the count recorded in ``RESTART_BASELINE`` when we
     changed its image (kubelet's own restart to apply the image accounts for the ``+ 1``). Without a recorded
@@ -501,6 +502,10 @@ def container_failure(pod, name):
     """
     status = container_status(pod, name)
     if status is None:
+        return ""
+    spec_image = container_image(pod, name)
+    if spec_image and status.get("image") and not images_equal(status["image"], spec_image):
+        # the status still describes the previous image: kubelet has not acted on the current spec yet
         return ""
     waiting = (status.get("state") or {}).get("waiting") or {}
     if waiting.get("reason") in FAILED_WAITING_REASONS:

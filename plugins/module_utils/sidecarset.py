@@ -322,6 +322,10 @@ def default_container(container):
             field_ref = env["valueFrom"].get("fieldRef")
             if isinstance(field_ref, dict) and not field_ref.get("apiVersion"):
                 field_ref["apiVersion"] = "v1"
+    if container.get("resources") is None:
+        # the API server stores an empty ResourceRequirements on every container; so do we, so that a
+        # template read back from the cluster compares equal to what we injected
+        container["resources"] = {}
     resources = container.get("resources")
     if isinstance(resources, dict):
         for key in ("limits", "requests"):

@@ -25,8 +25,16 @@ description:
   - Offline mode works on files. Manifests come from O(src) (a file or a folder) or O(manifests)
     (inline); Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod, C(List) and
     multi-document YAML are understood, other kinds are passed through unchanged.
+  - Online mode (when neither O(src) nor O(manifests) is given) injects into the pod templates of live
+    workloads (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) chosen by the SidecarSets'
+    selectors, optionally limited to O(namespace) and to named O(workloads). A workload is written only when
+    its template does not already carry the current injection; the write carries its resourceVersion. The
+    workload's controller then recreates its pods (the module warns); running pods are never modified, as
+    Kubernetes forbids adding containers to them.
   - Injecting twice gives the same result; injecting a changed SidecarSet updates what it injected
     earlier and nothing else.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
 options:
   sidecarsets:
     description:
@@ -54,20 +62,37 @@ options:
       - Writing is atomic and all-or-nothing; on any error no destination file is created or changed.
       - When omitted, nothing is written and the documents are returned in RV(documents).
     type: path
+  namespace:
+    description:
+      - Online mode, the namespace of the workloads. By default every namespace the SidecarSets'
+        C(namespaceSelector) selects (all namespaces when one has none).
+    type: str
+  workloads:
+    description:
+      - Online mode, limit the injection to these workloads, each C(KIND/NAME) (C(Deployment/test-app)) or a
+        dictionary with C(kind) and C(name).
+    type: list
+    elements: raw
+  kinds:
+    description: Online mode, the workload kinds to look at.
+    type: list
+    elements: str
+    choices: [Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob]
+    default: [Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob]
   namespace_labels:
     description:
-      - Labels of the namespaces, used for SidecarSet C(namespaceSelector) offline, as
+      - "Labels of the namespaces, used for SidecarSet C(namespaceSelector) offline, as
         C({namespace: {label: value}}). A namespace not listed has only the label
-        C(kubernetes.io/metadata.name) set to its name, as the API server sets it.
+        C(kubernetes.io/metadata.name) set to its name, as the API server sets it."
     type: dict
     default: {}
 attributes:
   check_mode:
     support: full
-    details: Renders everything and reports what would change; writes nothing.
+    details: Offline, renders everything and writes nothing. Online, each write is sent with C(dryRun=All).
   diff_mode:
     support: full
-    details: Shows the text of each changed file before and after.
+    details: Offline, the text of each changed file before and after; online, each changed pod template.
   idempotent:
     support: full
 notes:
@@ -76,6 +101,7 @@ notes:
 requirements:
   - python >= 3.11
   - PyYAML
+  - kubernetes >= 24.2.0 (online mode)
 seealso:
   - module: meshops.sidecarset.sidecar_upgrade
   - plugin: meshops.sidecarset.version_pair_env
@@ -129,6 +155,12 @@ EXAMPLES = r"""
     namespace_labels:
       shop:
         mesh: enabled
+
+- name: Inject into the live test-app Deployment (its pods are recreated by the Deployment)
+  meshops.sidecarset.sidecar_inject:
+    sidecarsets: [examples/sidecarsets/mosn.yaml]
+    namespace: default
+    workloads: [Deployment/test-app]
 """
 
 RETURN = r"""
@@ -143,10 +175,10 @@ results:
   elements: dict
   contains:
     source:
-      description: The file the document came from, or C(inline).
+      description: The file the document came from, or C(inline) (offline mode).
       type: str
     document:
-      description: Index of the document in its file (C(List) items count as documents).
+      description: Index of the document in its file (C(List) items count as documents; offline mode).
       type: int
     kind:
       description: The document's kind.
@@ -158,7 +190,7 @@ results:
       description: The document's namespace (C(default) when unset).
       type: str
     status:
-      description: C(injected), C(unchanged) (already carries the current injection) or C(skipped).
+      description: C(injected), C(unchanged) (already carries the current injection), C(skipped), or C(missing) (a named workload that does not exist).
       type: str
     reason:
       description: Why a document was skipped or what was injected.
@@ -189,11 +221,15 @@ sidecarsets:
   sample: {"mosn": "2v7vv4w4..."}
 """
 
+import copy
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError, SidecarSetError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.online import WORKLOAD_KINDS, inject_workloads, parse_workload_ref
+from ansible_collections.meshops.sidecarset.plugins.module_utils.podlist import selected_namespaces
 from ansible_collections.meshops.sidecarset.plugins.module_utils.offline import (
     collect_sources,
     files_needing_write,
@@ -211,16 +247,32 @@ try:
 except ImportError:
     HAS_YAML = False
 
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.client import client_from_module
+except ImportError:  # pragma: no cover - online mode reports the missing library
+    AUTH_ARG_SPEC = {}
+
+    class CoreException(Exception):
+        """Stand-in when kubernetes.core cannot be imported."""
+
 
 def argument_spec():
     """The module's options."""
-    return dict(
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(
         sidecarsets=dict(type="list", elements="raw", required=True, aliases=["sidecarset"]),
         src=dict(type="path"),
         manifests=dict(type="raw"),
         dest=dict(type="path"),
+        namespace=dict(type="str"),
+        workloads=dict(type="list", elements="raw"),
+        kinds=dict(type="list", elements="str", choices=list(WORKLOAD_KINDS), default=list(WORKLOAD_KINDS)),
         namespace_labels=dict(type="dict", default={}),
     )
+    return spec
 
 
 def inline_sources(manifests):
@@ -236,10 +288,48 @@ def inline_sources(manifests):
     return [("inline", "inline.yaml", text)]
 
 
+def run_online(module, sidecarsets):
+    """Inject into live workloads; see DOCUMENTATION."""
+    params = module.params
+    module.requires("kubernetes")
+    client = client_from_module(module)
+    refs = [parse_workload_ref(ref) for ref in params["workloads"] or []]
+    if params["namespace"]:
+        namespaces = [params["namespace"]]
+    else:
+        selected = [selected_namespaces(client, ss) for ss in sidecarsets]
+        if any(names is None for names in selected):
+            namespaces = sorted(ns["metadata"]["name"] for ns in client.list_namespaces())
+        else:
+            namespaces = sorted({name for names in selected for name in names})
+    results = inject_workloads(client, sidecarsets, namespaces, kinds=params["kinds"], names=refs)
+    injected = [r for r in results if r["status"] == "injected"]
+    if injected:
+        module.warn("Injection changes the pod template of %d workload(s) (%s); their controllers recreate their pods."
+                    % (len(injected), ", ".join("%s/%s/%s" % (r["namespace"], r["kind"], r["name"]) for r in injected[:10])))
+    result = dict(
+        changed=bool(injected),
+        results=[{k: v for k, v in r.items() if k not in ("before", "after")} for r in results],
+        sidecarsets={sidecarset_name(ss): get_hash(ss) for ss in sidecarsets},
+    )
+    if module._diff:
+        result["diff"] = [dict(before_header="%s/%s/%s" % (r["namespace"], r["kind"], r["name"]), after_header="%s/%s/%s" % (r["namespace"], r["kind"], r["name"]),
+                               before=r["before"], after=r["after"]) for r in injected]
+    missing = [r for r in results if r["status"] == "missing"]
+    if missing:
+        result["failed"] = True
+        result["msg"] = "; ".join(r["reason"] for r in missing)
+    return result
+
+
 def run(module):
-    """Load, render, then write (or return) the manifests."""
+    """Load, render, then write (or return) the manifests; online mode when there is no src/manifests."""
     params = module.params
     sidecarsets = load_sidecarsets(params["sidecarsets"])
+    if not params["src"] and params["manifests"] is None:
+        if params["dest"]:
+            raise ManifestError("dest needs src or manifests (offline mode)", source=params["dest"])
+        return run_online(module, sidecarsets)
     if params["src"]:
         files = collect_sources(params["src"])
         sources = [(path, rel, read_text(path)) for path, rel in files]
@@ -279,11 +369,13 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(
+    module = AnsibleK8SModule(
+        module_class=AnsibleModule,
+        check_k8s=False,
+        check_pyyaml=False,
         argument_spec=argument_spec(),
         supports_check_mode=True,
-        mutually_exclusive=[("src", "manifests")],
-        required_one_of=[("src", "manifests")],
+        mutually_exclusive=[("src", "manifests"), ("dest", "namespace"), ("dest", "workloads")],
     )
     if not HAS_YAML:
         module.fail_json(msg="PyYAML is required: pip install PyYAML")
@@ -291,6 +383,14 @@ def main():
         result = run(module)
     except (SidecarSetError, ManifestError) as exc:
         module.fail_json(msg=str(exc))
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    except KubeError as exc:
+        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status)
+    except CoreException as exc:
+        module.fail_json(msg=str(exc))
+    if result.pop("failed", False):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

@@ -147,7 +147,7 @@ pods:
       description: Node the pod runs on.
       type: str
     working_before:
-      description: Working twin of each HotUpgrade sidecar before the run (C({"mosn": "mosn-1"})).
+      description: Working twin of each HotUpgrade sidecar before the run, for example C(mosn=mosn-1).
       type: dict
     working_after:
       description: Working twin of each HotUpgrade sidecar after the run.

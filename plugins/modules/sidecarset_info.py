@@ -18,9 +18,9 @@ description:
     status (C(matchedPods), C(updatedPods), C(readyPods), C(updatedReadyPods)), and for every pod its
     working twin, images, versions and upgrade phase (C(idle), C(upgrading), C(migrating), C(resetting),
     C(done), C(failed), C(not-upgradable)) with the reason.
-  - Also returns the rollout plan a rollout follows: the upgradable pods in Kruise's order (not-ready
+  - "Also returns the rollout plan a rollout follows: the upgradable pods in Kruise's order (not-ready
     first, then priority and scatter strategies), without the C(partition) pods, split into batches of
-    C(maxUnavailable).
+    C(maxUnavailable)."
   - Read only.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options

@@ -175,8 +175,9 @@ def set_status(obj, name, **fields):
 
 
 def fail_pull(obj, name, reason="ImagePullBackOff"):
-    """Return a copy where container ``name`` is waiting with ``reason`` and not ready."""
-    return set_status(obj, name, ready=False, started=False, state={"waiting": {"reason": reason}})
+    """Return a copy where container ``name`` (on its spec image, as kubelet reports it) is waiting with ``reason``."""
+    image = next(c["image"] for c in obj["spec"]["containers"] if c["name"] == name)
+    return set_status(obj, name, image=image, ready=False, started=False, state={"waiting": {"reason": reason}})
 
 
 def twin_row(obj, sidecar="mesh"):

@@ -337,3 +337,16 @@ def test_random_walk_invariants(seed, now):
         assert real_slots(pod) >= 1
         working = podstate.working_and_empty(pod, "mesh")[0]
         assert podstate.container_image(pod, working) != EMPTY
+
+
+def test_stale_failure_of_the_previous_image_does_not_fail_the_new_write(now):
+    """Right after a fixed image is written over a broken one, kubelet still reports the broken image's
+    ImagePullBackOff: that status describes the previous image and must not mark the pod failed."""
+    broken_set = pf.with_images(SS1, "hash-b", mesh=BROKEN)
+    plan, pod = step(pf.pod(), broken_set, R1, now, "upgrade")
+    pod = pf.fail_pull(pod, "mesh-2")
+    plan, pod = step(pod, SS3, R2, now, "upgrade")
+    assert podstate.container_failure(pod, "mesh-2") == ""
+    assert podstate.pod_sidecar_phase(pod, SS3)[0] == "upgrading"
+    pod = pf.fail_pull(pod, "mesh-2")
+    assert podstate.pod_sidecar_phase(pod, SS3)[0] == "failed"

@@ -89,6 +89,7 @@ def test_golden_mosn_on_test_app():
         "imagePullPolicy": "IfNotPresent",
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "File",
+        "resources": {},
         "lifecycle": {"postStart": {"exec": {"command": ["/bin/sh", "-c", "sleep 30"]}}},
         "volumeMounts": [{"name": "mosn-log", "mountPath": "/home/admin/mosn/logs"}],
     }

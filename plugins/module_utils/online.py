@@ -1,0 +1,95 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) meshops.sidecarset contributors
+# Apache License 2.0 (see LICENSE)
+"""Inject SidecarSets into the pod templates of live workloads.
+
+``inject_workloads(client, sidecarsets, namespaces, kinds, names)`` lists the workloads of ``kinds`` in
+each namespace, renders the injection with the pure engine (``manifests.inject_manifest``, with the
+namespace's real labels for ``namespaceSelector``), and writes each changed workload with a PUT carrying
+its resourceVersion (a 409 re-reads and re-renders). Running pods are never touched: the workload's
+controller rolls them. In dry-run mode (check mode) the API server validates the PUT without storing it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import WORKLOAD_PATHS, KubeError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest, pod_template_path
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
+API_VERSIONS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1", "ReplicaSet": "apps/v1",
+                "Job": "batch/v1", "CronJob": "batch/v1beta1"}
+
+
+def parse_workload_ref(ref):
+    """``"Deployment/web"`` or ``{"kind": "Deployment", "name": "web"}`` -> ``("Deployment", "web")``."""
+    if isinstance(ref, dict):
+        kind, name = ref.get("kind"), ref.get("name")
+    elif isinstance(ref, str) and "/" in ref:
+        kind, name = ref.split("/", 1)
+    else:
+        raise ValueError("workloads: %r is not KIND/NAME or {kind, name}" % (ref,))
+    matches = [k for k in WORKLOAD_KINDS if k.lower() == str(kind).lower()]
+    if not matches or not name:
+        raise ValueError("workloads: %r: kind must be one of %s" % (ref, ", ".join(WORKLOAD_KINDS)))
+    return matches[0], name
+
+
+def _template(obj):
+    node = obj
+    for key in pod_template_path(obj.get("kind")) or []:
+        node = (node or {}).get(key)
+    return node or {}
+
+
+def inject_one(client, sidecarsets, obj, namespace_labels, retries=5):
+    """Render and write one workload; return ``(status, reason, before_template, after_template)``."""
+    kind = obj["kind"]
+    namespace = obj["metadata"]["namespace"]
+    name = obj["metadata"]["name"]
+    for attempt in range(retries + 1):
+        new_obj, status, reason = inject_manifest(obj, sidecarsets, namespace_labels={namespace: namespace_labels})
+        if status != "injected":
+            return status, reason, _template(obj), _template(obj)
+        try:
+            client.replace_workload(kind, namespace, name, new_obj)
+            return status, reason, _template(obj), _template(new_obj)
+        except KubeError as exc:
+            if exc.status != 409 or attempt == retries:
+                raise
+            obj = client.get_workload(kind, namespace, name)
+            obj.setdefault("kind", kind)
+            obj.setdefault("apiVersion", API_VERSIONS[kind])
+    raise KubeError(409, "conflict retries exhausted for %s/%s" % (kind, name))
+
+
+def inject_workloads(client, sidecarsets, namespaces, kinds=WORKLOAD_KINDS, names=None):
+    """Inject into every matching workload; return one result dict per workload looked at.
+
+    ``namespaces`` is a list of namespace names; ``names`` (optional) a list of ``(kind, name)`` to limit to.
+    """
+    results = []
+    wanted = set(names or [])
+    for namespace in namespaces:
+        ns_labels = (client.get_namespace(namespace).get("metadata") or {}).get("labels") or {}
+        for kind in kinds:
+            if kind not in WORKLOAD_PATHS:
+                continue
+            if wanted and not any(k == kind for k, dummy in wanted):
+                continue
+            for obj in client.list_workloads(kind, namespace):
+                name = obj["metadata"]["name"]
+                if wanted and (kind, name) not in wanted:
+                    continue
+                obj["kind"] = kind
+                obj["apiVersion"] = API_VERSIONS[kind]
+                status, reason, before, after = inject_one(client, sidecarsets, obj, ns_labels)
+                results.append({"kind": kind, "name": name, "namespace": namespace, "status": status, "reason": reason,
+                                "before": before, "after": after})
+    if wanted:
+        found = {(r["kind"], r["name"]) for r in results}
+        for kind, name in sorted(wanted - found):
+            results.append({"kind": kind, "name": name, "namespace": ",".join(namespaces), "status": "missing",
+                            "reason": "no %s named %s in namespace %s" % (kind, name, ", ".join(namespaces))})
+    return results

@@ -1,0 +1,100 @@
+"""Helpers for integration tests: SidecarSets from the examples, injected Deployments, pod waits."""
+
+import copy
+import os
+import time
+
+import yaml
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def mosn_raw(image="tinyqian/mosn:v1", namespace=None):
+    """The MOSN example SidecarSet as a raw dict, scoped to ``namespace`` (v1alpha1 ``spec.namespace``)."""
+    with open(os.path.join(ROOT, "examples", "sidecarsets", "mosn.yaml")) as handle:
+        raw = yaml.safe_load(handle)
+    raw["spec"]["containers"][0]["image"] = image
+    if namespace:
+        raw["spec"]["namespace"] = namespace
+    else:
+        raw["spec"].pop("namespace", None)
+    return raw
+
+
+def with_image(raw, image):
+    new = copy.deepcopy(raw)
+    new["spec"]["containers"][0]["image"] = image
+    return new
+
+
+def write_yaml(path, data):
+    with open(path, "w") as handle:
+        yaml.safe_dump(data, handle)
+    return str(path)
+
+
+def deployment(name, namespace, replicas, labels=None, app_image="nginx:1.20", annotations=None):
+    labels = dict(labels or {"mesh.apsara-edge.com/mosn-injected": "true"})
+    labels["app"] = name
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": labels, "annotations": dict(annotations or {})},
+                "spec": {"containers": [{"name": name, "image": app_image}], "terminationGracePeriodSeconds": 1},
+            },
+        },
+    }
+
+
+def create_injected_deployment(kube, raw_sidecarset, name, namespace, replicas, **kwargs):
+    """Inject with the engine and create the Deployment; return the injected object."""
+    sidecarset = load_sidecarsets([raw_sidecarset])[0]
+    doc, status, reason = inject_manifest(deployment(name, namespace, replicas, **kwargs), [sidecarset])
+    assert status == "injected", reason
+    kube.apps.create_namespaced_deployment(namespace, doc)
+    return doc
+
+
+def pods_of(kube, namespace, selector=None):
+    items = kube.api_client.sanitize_for_serialization(kube.core.list_namespaced_pod(namespace, label_selector=selector).items)
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def all_ready(pods, count):
+    if len(pods) != count:
+        return False
+    for pod in pods:
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        if (pod.get("status") or {}).get("phase") != "Running" or len(statuses) != len(pod["spec"]["containers"]):
+            return False
+        if not all(s.get("ready") for s in statuses):
+            return False
+    return True
+
+
+def wait_ready(kube, namespace, count, selector=None, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        pods = pods_of(kube, namespace, selector)
+        if all_ready(pods, count):
+            return pods
+        if time.monotonic() > deadline:
+            raise AssertionError("pods in %s not ready after %ss: %s" % (namespace, timeout, [
+                (p["metadata"]["name"], (p.get("status") or {}).get("phase")) for p in pods]))
+        time.sleep(0.2)
+
+
+def restart_counts(pod):
+    return {s["name"]: s.get("restartCount", 0) for s in (pod.get("status") or {}).get("containerStatuses") or []}
+
+
+def images(pod):
+    return {c["name"]: c["image"] for c in pod["spec"]["containers"]}
