@@ -109,6 +109,8 @@ class PodProgress:
         self.reason = ""
         self.writes = []
         self.busy = False
+        self.evaluated = None
+        self.recheck = False
 
     def mark(self, label, when):
         self.marks.setdefault(label, when)
@@ -271,6 +273,7 @@ class BatchUpgrade:
                     futures.remove(fut)
                     action, state, new_pod, info = fut.result()
                     state.busy = False
+                    state.recheck = True
                     if isinstance(info, KubeError):
                         state.finish(state.phase, "%s write failed: %s" % (action, info), failed=True)
                     elif new_pod is not None or self.check_mode:
@@ -298,6 +301,10 @@ class BatchUpgrade:
                     if pod is None:
                         state.finish("missing", "pod disappeared", failed=True)
                         continue
+                    version = pod["metadata"].get("resourceVersion")
+                    if version == state.evaluated and not state.recheck:
+                        continue  # nothing changed on this pod since the last decision
+                    state.evaluated, state.recheck = version, False
                     action = self._decide(state, pod)
                     if action:
                         futures.append(self._submit(pool, action, state))
