@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller-side part of the meshops.sidecarset modules: resolve relative paths, then run the module.
 
 A module runs in a temporary directory, so relative paths given by users (``-e src=examples/manifests``)

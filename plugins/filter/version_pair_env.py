@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,7 +11,7 @@ name: version_pair_env
 short_description: SIDECARSET_VERSION / SIDECARSET_VERSION_ALT of a hot-upgrade sidecar pair
 version_added: 0.1.0
 author:
-  - meshops.sidecarset contributors
+  - meshops.sidecarset contributors (@meshops)
 description:
   - From a pod (or just its annotations) and the name C(N) of a HotUpgrade sidecar, returns the
     working and standby containers (C(N-1)/C(N-2)) and the values the two env vars

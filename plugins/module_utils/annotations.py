@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pod and SidecarSet annotation keys and their exact Kruise formats (reference section 2.6).
 
 Pure functions on plain dicts; no Kubernetes I/O. Every reader accepts what OpenKruise writes,

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pure planners for in-place sidecar upgrades of one pod (reference sections 3.6 and 3.7).
 
 Every planner takes a pod dict and a SidecarSet dict and returns a ``Plan``: the images and the complete new

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Inject SidecarSets into a pod or pod template, exactly as Kruise's pod webhook does (reference section 2).
 
 ``inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None) -> (new_pod, injected_names)``

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Workload manifests: find the pod template, parse and dump multi-document YAML, inject SidecarSets offline.
 
 * ``pod_template_path(kind)``: the key path of the pod template (``("spec", "template")`` for Deployment,

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Find the pods a SidecarSet selects in a live cluster (reference 3.3), and plan the rollout batches.
 
 ``list_sidecarset_pods(client, sidecarset, namespace=None, label_selector=None)`` returns the active pods

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Read-only predicates on a pod and one SidecarSet (reference sections 3.3, 3.4, 3.7 and 3.8).
 
 Inputs are plain dicts: a pod as returned by the Kubernetes API and a SidecarSet in Kruise v1beta1 shape

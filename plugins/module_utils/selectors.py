@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Kubernetes label selectors (``metav1.LabelSelector``) as plain dicts: matching, validation, string form.
 
 ``match_label_selector`` has Kubernetes semantics (``LabelSelectorAsSelector``): ``None`` matches nothing,

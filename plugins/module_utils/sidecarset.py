@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Load, convert, default, validate and hash SidecarSets (reference sections 1.1 to 1.10 and 2.7); pure, no I/O
 other than reading the files it is asked to read.
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """SidecarSet status counters (reference section 1.7) and a per-pod report. Pure functions.
 
 ``compute_status`` counts over the matching pods (3.3) only: ``updatedPods`` compares the pod hash with the

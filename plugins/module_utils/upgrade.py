@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Drive the in-place upgrade of a batch of pods: the thin loop around the pure planners.
 
 ``upgrade_pods`` works on many pods at once. For every pod it asks ``hotupgrade.plan_next`` what to do

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The env values of a hot-upgrade pair, now and after the next write (logic of the ``version_pair_env`` filter).
 
 Kruise wires ``SIDECARSET_VERSION`` and ``SIDECARSET_VERSION_ALT`` of each twin from the annotations

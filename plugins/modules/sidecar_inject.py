@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -12,13 +12,13 @@ module: sidecar_inject
 short_description: Inject OpenKruise SidecarSet sidecars into workload manifests
 version_added: 0.1.0
 author:
-  - meshops.sidecarset contributors
+  - meshops.sidecarset contributors (@meshops)
 description:
   - Renders the sidecar containers of one or more OpenKruise SidecarSets into the pod templates of
     workload manifests, exactly as Kruise's pod webhook would inject them into pods, without Kruise.
   - SidecarSets are taken verbatim from Kruise YAML (C(apps.kruise.io/v1alpha1) or C(v1beta1)) or
     given as dictionaries; Kruise's defaults and validation are applied, plus checks Kruise lacks
-    (HotUpgrade needs O(sidecarsets[].spec.containers[].upgradeStrategy.hotUpgradeEmptyImage), no HotUpgrade
+    (HotUpgrade needs C(spec.containers[].upgradeStrategy.hotUpgradeEmptyImage), no HotUpgrade
     on plain init containers, no C(N-1)/C(N-2) name clash, unknown container keys).
   - A HotUpgrade sidecar C(N) becomes C(N-1) (working, real image) and C(N-2) (standby, empty image),
     both with C(SIDECARSET_VERSION) and C(SIDECARSET_VERSION_ALT) read through the downward API.
@@ -88,12 +88,15 @@ options:
     default: {}
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Offline, renders everything and writes nothing. Online, each write is sent with C(dryRun=All).
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Offline, the text of each changed file before and after; online, each changed pod template.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 notes:
   - Kubernetes forbids adding containers to a running pod, so injection always works on pod templates
@@ -313,8 +316,10 @@ def run_online(module, sidecarsets):
         sidecarsets={sidecarset_name(ss): get_hash(ss) for ss in sidecarsets},
     )
     if module._diff:
-        result["diff"] = [dict(before_header="%s/%s/%s" % (r["namespace"], r["kind"], r["name"]), after_header="%s/%s/%s" % (r["namespace"], r["kind"], r["name"]),
-                               before=r["before"], after=r["after"]) for r in injected]
+        result["diff"] = []
+        for item in injected:
+            header = "%s/%s/%s" % (item["namespace"], item["kind"], item["name"])
+            result["diff"].append(dict(before_header=header, after_header=header, before=item["before"], after=item["after"]))
     missing = [r for r in results if r["status"] == "missing"]
     if missing:
         result["failed"] = True

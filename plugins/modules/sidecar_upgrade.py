@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -12,7 +12,7 @@ module: sidecar_upgrade
 short_description: Upgrade the sidecars of a batch of running pods in place (HotUpgrade and ColdUpgrade)
 version_added: 0.1.0
 author:
-  - meshops.sidecarset contributors
+  - meshops.sidecarset contributors (@meshops)
 description:
   - Brings the sidecar containers of running pods to the images of a SidecarSet without recreating the
     pods, as OpenKruise's SidecarSet controller does, for many pods concurrently in one invocation.
@@ -84,12 +84,15 @@ options:
     default: true
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Each pod's next write is sent with C(dryRun=All) (validated by the API server, not stored); nothing is waited for.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows the sidecar images, working slots and versions of each pod before and after.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 requirements:
   - python >= 3.11

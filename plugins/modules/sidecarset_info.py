@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -12,7 +12,7 @@ module: sidecarset_info
 short_description: Status of a SidecarSet's pods, as Kruise computes it, and the rollout plan
 version_added: 0.1.0
 author:
-  - meshops.sidecarset contributors
+  - meshops.sidecarset contributors (@meshops)
 description:
   - Reads the pods a SidecarSet selects and reports what OpenKruise would put in the SidecarSet's
     status (C(matchedPods), C(updatedPods), C(readyPods), C(updatedReadyPods)), and for every pod its
@@ -42,11 +42,14 @@ options:
     type: raw
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Read only; behaves the same in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 requirements:
   - python >= 3.11

@@ -11,9 +11,7 @@ import pytest
 import yaml
 
 from modrun import ANSIBLE_PLAYBOOK, ROOT, ansible_env, run_module
-from workloads import (
-    create_injected_deployment, deployment, images, mosn_raw, pods_of, restart_counts, wait_ready, with_image, write_yaml,
-)
+from workloads import create_injected_deployment, images, mosn_raw, pods_of, restart_counts, wait_ready, write_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -106,8 +104,9 @@ def test_mosn_example_end_to_end_online_inject_then_upgrade(kube, namespace, tmp
 
     def injected_ready():
         pods = pods_of(kube, namespace, "app=test-app")
-        return len(pods) == 1 and [c["name"] for c in pods[0]["spec"]["containers"]] == ["mosn-1", "mosn-2", "test-app"] and \
-            wait_ready(kube, namespace, 1, selector="app=test-app", timeout=1)
+        if len(pods) != 1 or [c["name"] for c in pods[0]["spec"]["containers"]] != ["mosn-1", "mosn-2", "test-app"]:
+            return False
+        return wait_ready(kube, namespace, 1, selector="app=test-app", timeout=1)
     kube.wait_for(injected_ready, timeout=60, message="the injected pod to be 3/3 Running")
     pod = pods_of(kube, namespace, "app=test-app")[0]
     uid = pod["metadata"]["uid"]
@@ -184,8 +183,8 @@ def serving_watch(kube, namespace, stop, violations):
 
 
 def test_interrupted_run_resumes_and_never_leaves_zero_serving_slots(kube, namespace, tmp_path):
-    create_injected_deployment(kube, mosn_raw(), "app", namespace, 3, annotations={"nodesim.meshops.io/mosn-1.post-start-duration": "2s",
-                                                                                    "nodesim.meshops.io/mosn-2.post-start-duration": "2s"})
+    slow_hooks = {"nodesim.meshops.io/mosn-1.post-start-duration": "2s", "nodesim.meshops.io/mosn-2.post-start-duration": "2s"}
+    create_injected_deployment(kube, mosn_raw(), "app", namespace, 3, annotations=slow_hooks)
     wait_ready(kube, namespace, 3, timeout=90)
     stop, violations = threading.Event(), []
     watcher = threading.Thread(target=serving_watch, args=(kube, namespace, stop, violations), daemon=True)

@@ -16,7 +16,7 @@ def run_playbook(*extra, check=False):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     cmd = [ANSIBLE_PLAYBOOK, PLAYBOOK] + list(extra) + (["--check", "--diff"] if check else [])
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,8 @@ def test_inject_playbook_check_mode_writes_nothing(tmp_path):
 
 def test_inject_playbook_bad_sidecarset_names_file_and_field(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(open(os.path.join(ROOT, "examples/sidecarsets/mosn.yaml")).read().replace("hotUpgradeEmptyImage: openkruise/hotupgrade-sample:empty", "foo: bar"))
+    text = open(os.path.join(ROOT, "examples/sidecarsets/mosn.yaml")).read()
+    bad.write_text(text.replace("hotUpgradeEmptyImage: openkruise/hotupgrade-sample:empty", "foo: bar"))
     dest = tmp_path / "out"
     proc = run_playbook("-e", "sidecarset=%s" % bad, "-e", "src=examples/manifests", "-e", "dest=%s/" % dest)
     assert proc.returncode != 0
