@@ -7,7 +7,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup test unit sanity lint integration molecule bench demo demo-offline cluster-up cluster-down clean
+.PHONY: help setup test unit sanity lint integration molecule bench demo demo-offline cluster-up cluster-down ensure-cluster clean
 
 help:
 	@echo "make demo   - show the collection working (see README)"
@@ -29,13 +29,17 @@ lint: setup
 cluster-up: setup
 	tools/cluster/up.sh
 
+# With KUBECONFIG set, the tests use that cluster (e.g. kind) and nothing is started here.
+ensure-cluster: setup
+	@if [ -z "$$KUBECONFIG" ]; then tools/cluster/up.sh; else echo "using the cluster of KUBECONFIG=$$KUBECONFIG"; fi
+
 cluster-down:
 	tools/cluster/down.sh
 
-integration: setup cluster-up
+integration: ensure-cluster
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
-molecule: setup cluster-up
+molecule: ensure-cluster
 	tools/molecule.sh
 
 # The whole suite. Static checks first (fast failures), then the cluster, then every pytest
@@ -43,7 +47,7 @@ molecule: setup cluster-up
 test: setup
 	tools/sanity.sh
 	$(VENV)/bin/ansible-lint --offline -q
-	tools/cluster/up.sh
+	@$(MAKE) --no-print-directory ensure-cluster
 	@if [ -x tools/molecule.sh ]; then tools/molecule.sh; fi
 	$(PY) -m pytest -p no:cacheprovider -q -rs tests/unit tests/integration
 
