@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: mesh-sidecar hot upgrade (listener fd hand-over) versus a plain restart, on loopback.
 
 Run from the repository root::
@@ -153,7 +152,7 @@ def run_naive(workdir: str, rate: float, duration: float, upgrade_at: float, dra
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--rate", type=float, default=600.0, help="total requests per second")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per scenario")
     parser.add_argument("--upgrade-at", type=float, default=6.0, help="seconds of baseline before the upgrade")
