@@ -50,7 +50,7 @@ def _keepalive_request(port, sock=None):
         chunk = sock.recv(4096)
         assert chunk, "connection closed before a response"
         data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, dummy, body = data.partition(b"\r\n\r\n")
     length = int([line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")][0])
     while len(body) < length:
         body += sock.recv(4096)
@@ -131,7 +131,7 @@ def test_successor_killed_during_drain_old_resumes(workdir):
         lb.terminate(new, signal.SIGKILL)
         killed_at = time.time()
         back = lb.wait_status(1, lambda s: s["state"] == "SERVING" and s["handover"] == "rolled-back")
-        _, head = _keepalive_request(port, idle)  # draining was cancelled: still keep-alive
+        dummy, head = _keepalive_request(port, idle)  # draining was cancelled: still keep-alive
         idle.close()
         records, summary = _load_result(lb, load, records_path)
         old_rc = lb.terminate(old)
@@ -155,13 +155,13 @@ def test_sigterm_mid_drain_finishes_drain(workdir):
         lb.start_app(delay_ms=0)
         old = lb.start_sidecar(1, 0, "v1")
         port = lb.listen_port(1)
-        idle, _ = _keepalive_request(port)
+        idle, dummy = _keepalive_request(port)
         new = lb.start_sidecar(NEW_VERSION, 1, "v2")
         assert lb.hook(NEW_VERSION, 1).wait(60) == 0
         old.popen.send_signal(signal.SIGTERM)
         time.sleep(1.0)
         assert old.popen.poll() is None and lb.status(1)["state"] == "DRAINING"
-        _, head = _keepalive_request(port, idle)
+        dummy, head = _keepalive_request(port, idle)
         idle.close()
         old_rc = old.popen.wait(10)
         old_status = lb.status(1)

@@ -59,7 +59,7 @@ class Acceptor:
             self.accepting = False
 
     def _on_readable(self) -> None:
-        for _ in range(MAX_ACCEPT_PER_WAKEUP):
+        for dummy in range(MAX_ACCEPT_PER_WAKEUP):
             try:
                 conn, _addr = self.sock.accept()
             except (BlockingIOError, InterruptedError):

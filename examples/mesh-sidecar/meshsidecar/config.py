@@ -96,7 +96,7 @@ class Config:
         pause = 0.0
         fault = env.get("MESH_SIDECAR_FAULT", "").strip()
         if fault:
-            key, _, value = fault.partition("=")
+            key, dummy, value = fault.partition("=")
             if key != "pause-before-ready":
                 raise ConfigError(f"MESH_SIDECAR_FAULT={fault!r}: only pause-before-ready=SECONDS is known")
             pause = _seconds({"f": value}, "f", 0.0)

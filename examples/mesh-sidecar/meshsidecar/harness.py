@@ -141,6 +141,7 @@ class Loopback:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=timeout,
+            check=False,
         ).returncode
 
     def start_load(self, port: int, rate: float, duration: float, records: str, **opts) -> Proc:

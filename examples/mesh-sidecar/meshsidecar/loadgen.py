@@ -72,7 +72,7 @@ async def _read_response(reader: asyncio.StreamReader) -> Tuple[int, Dict[str, s
     headers: Dict[str, str] = {}
     for line in lines[1:]:
         if line:
-            name, _, value = line.partition(":")
+            name, dummy, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
     if "content-length" in headers:
         await reader.readexactly(int(headers["content-length"]))
@@ -128,10 +128,10 @@ class LoadGen:
         workers = self.keepalive_workers + self.close_workers
         total = int(round(self.rate * self.duration))
         if workers <= 0 or total <= 0:
-            return [[] for _ in range(workers)]
+            return [[] for dummy in range(workers)]
         per_worker_rate = self.rate / workers
         start = self._clock.wall() + 0.05
-        plans: List[List[float]] = [[] for _ in range(workers)]
+        plans: List[List[float]] = [[] for dummy in range(workers)]
         for k in range(total):
             worker = k % workers
             index = k // workers

@@ -254,7 +254,7 @@ class Sidecar:
     async def _control_server(self, ctl: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            conn, _ = await loop.sock_accept(ctl)
+            conn, dummy = await loop.sock_accept(ctl)
             try:
                 ho.check_peer(conn)
             except (PermissionError, OSError) as exc:
@@ -352,7 +352,7 @@ class Sidecar:
         drain_task = loop.create_task(self.tracker.drain(self.cfg.drain_seconds))
         peer_task = loop.create_task(ho.recv_msg(conn))
         try:
-            done, _ = await asyncio.wait({drain_task, peer_task}, return_when=asyncio.FIRST_COMPLETED)
+            done, dummy = await asyncio.wait({drain_task, peer_task}, return_when=asyncio.FIRST_COMPLETED)
             if drain_task not in done and not self.stopping:
                 # The successor vanished (or aborted) while we drain: take the traffic back.
                 drain_task.cancel()

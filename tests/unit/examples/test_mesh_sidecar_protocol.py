@@ -65,7 +65,7 @@ def test_listener_fd_passing_over_seqpacket():
         socks = ho.adopt_listeners(fds, msg["listeners"], "127.0.0.1", port)
         client = socket.create_connection(("127.0.0.1", port), timeout=2)
         socks[0].setblocking(True)  # safe here only because the original is no longer used
-        conn, _ = socks[0].accept()
+        conn, dummy = socks[0].accept()
         conn.close()
         client.close()
         socks[0].close()
