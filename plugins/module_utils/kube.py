@@ -255,6 +255,7 @@ class PodWatch:
         self.resource_version = None
         self.error = None
         self.changes = 0
+        self.dirty = set()
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = None
@@ -285,6 +286,7 @@ class PodWatch:
             if current is None or self._rv(pod) >= self._rv(current):
                 self.pods[name] = pod
                 self.changes += 1
+                self.dirty.add(name)
             self._cond.notify_all()
 
     def _run(self):
@@ -310,6 +312,7 @@ class PodWatch:
                             current = self.pods.get(name)
                             if current is None or self._rv(obj) >= self._rv(current):
                                 self.pods[name] = obj
+                        self.dirty.add(name)
                         self.changes += 1
                         self._cond.notify_all()
             except KubeError as exc:
@@ -320,6 +323,7 @@ class PodWatch:
                         items, self.resource_version = self.client.list_pods(self.namespace, self.label_selector)
                         with self._cond:
                             self.pods = dict((p["metadata"]["name"], p) for p in items)
+                            self.dirty.update(self.pods)
                             self.changes += 1
                             self._cond.notify_all()
                         continue
@@ -327,6 +331,12 @@ class PodWatch:
                         exc = exc2
                 self.error = exc
                 time.sleep(0.5)
+
+    def take_dirty(self):
+        """Return the names of the pods that changed since the last call, and forget them."""
+        with self._cond:
+            names, self.dirty = self.dirty, set()
+            return names
 
     def snapshot(self, name):
         with self._cond:

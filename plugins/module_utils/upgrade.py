@@ -294,17 +294,17 @@ class BatchUpgrade:
                         break
                     deadline = self.clock() + 30
                 seen = self.watch.changes
+                dirty = self.watch.take_dirty()
                 for state in pending:
                     if state.busy or state.finished:
                         continue
+                    if state.evaluated is not None and not state.recheck and state.name not in dirty:
+                        continue  # nothing changed on this pod since the last decision
                     pod = self.watch.snapshot(state.name)
                     if pod is None:
                         state.finish("missing", "pod disappeared", failed=True)
                         continue
-                    version = pod["metadata"].get("resourceVersion")
-                    if version == state.evaluated and not state.recheck:
-                        continue  # nothing changed on this pod since the last decision
-                    state.evaluated, state.recheck = version, False
+                    state.evaluated, state.recheck = pod["metadata"].get("resourceVersion"), False
                     action = self._decide(state, pod)
                     if action:
                         futures.append(self._submit(pool, action, state))
