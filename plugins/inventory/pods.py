@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,7 +11,7 @@ name: pods
 short_description: The pods a SidecarSet selects, one inventory host per pod, grouped for sidecar rollouts
 version_added: 0.1.0
 author:
-  - meshops.sidecarset contributors
+  - meshops.sidecarset contributors (@meshops)
 description:
   - Reads the pods an OpenKruise SidecarSet selects (its C(selector), and its C(namespaceSelector) or
     v1alpha1 C(namespace)) in one or more clusters and makes each pod a host named

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Tests of the hot/cold upgrade planners against the 3.7 trace table and the failure cases."""
 
 from __future__ import absolute_import, division, print_function

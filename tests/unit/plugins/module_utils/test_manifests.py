@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Manifest documents: template paths, multi-document parsing, offline injection, YAML output."""
 
 from __future__ import absolute_import, division, print_function
