@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: inject 10,000 Deployment pod templates in memory with 3 SidecarSets each.
 
 One SidecarSet is HotUpgrade with shareVolumePolicy enabled (MOSN-like), one is a cold Before sidecar with a
