@@ -221,7 +221,10 @@ class BatchUpgrade:
     def _compute(self, action, state):
         def compute(pod):
             if action == ACTION_ROLLBACK:
-                plan = plan_rollback(pod, self.sidecarset, state.previous_annotations, self.now())
+                # the annotations seen at the start are "previous" only when this run wrote the upgrade;
+                # for a pod that failed in an earlier run the planner derives them from the pod
+                previous = state.previous_annotations if ACTION_UPGRADE in state.writes else None
+                plan = plan_rollback(pod, self.sidecarset, previous, self.now())
             else:
                 plan = plan_next(pod, self.sidecarset, self.version, self.now())
             if plan.action != action:

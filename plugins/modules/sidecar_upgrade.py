@@ -37,15 +37,17 @@ extends_documentation_fragment:
   - meshops.sidecarset.sidecarset
 options:
   namespace:
-    description: Namespace of the pods.
+    description:
+      - Namespace of the pods. Required unless every item of O(pods) names its namespace.
     type: str
-    required: true
   pods:
     description:
-      - Names of the pods to upgrade. When omitted, every pod of O(namespace) that matches O(label_selector)
-        (default, the SidecarSet's selector) is upgraded.
+      - The pods to upgrade, each a name (in O(namespace)), C(NAMESPACE/NAME), or a dictionary with C(name) and
+        C(namespace). A batch may span namespaces; each namespace gets its own watch, all run concurrently.
+      - When omitted, every pod of O(namespace) that matches O(label_selector) (default, the SidecarSet's
+        selector) is upgraded.
     type: list
-    elements: str
+    elements: raw
   label_selector:
     description: Label selector for the pods, in the API's string form (C(app=web,tier!=db)). Defaults to the SidecarSet's C(spec.selector).
     type: str
@@ -215,12 +217,13 @@ api_requests:
 """
 
 import copy
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError, PodWatch
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import selector_to_string
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets
-from ansible_collections.meshops.sidecarset.plugins.module_utils.upgrade import BatchUpgrade, summarize
+from ansible_collections.meshops.sidecarset.plugins.module_utils.upgrade import BatchUpgrade, batch_version, summarize
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
@@ -236,8 +239,8 @@ def argument_spec():
     spec = copy.deepcopy(AUTH_ARG_SPEC)
     spec.update(
         sidecarset=dict(type="raw", required=True),
-        namespace=dict(type="str", required=True),
-        pods=dict(type="list", elements="str"),
+        namespace=dict(type="str"),
+        pods=dict(type="list", elements="raw"),
         label_selector=dict(type="str"),
         phase=dict(type="str", choices=["upgrade", "reset", "all"], default="all"),
         wait=dict(type="bool", default=True),
@@ -258,25 +261,61 @@ def load_one_sidecarset(value):
     return sidecarsets[0]
 
 
+def pods_by_namespace(pods, namespace):
+    """Group the ``pods`` option into ``{namespace: [names]}`` (order kept)."""
+    grouped = {}
+    for item in pods:
+        if isinstance(item, dict):
+            name, ns = item.get("name"), item.get("namespace") or namespace
+        elif isinstance(item, str) and "/" in item:
+            ns, name = item.split("/", 1)
+        else:
+            name, ns = item, namespace
+        if not name or not isinstance(name, str):
+            raise ValueError("pods: %r is not a pod name, NAMESPACE/NAME or {name, namespace}" % (item,))
+        if not ns:
+            raise ValueError("pods: %r has no namespace and the namespace option is not set" % (item,))
+        grouped.setdefault(ns, []).append(name)
+    return grouped
+
+
 def run(module, client):
-    """Select the pods, run the batch, build the result."""
+    """Select the pods, run the batch (one watch per namespace, concurrently), build the result."""
     params = module.params
     sidecarset = load_one_sidecarset(params["sidecarset"])
     selector = params["label_selector"]
     if selector is None:
         selector = selector_to_string((sidecarset.get("spec") or {}).get("selector"))
-    watch = PodWatch(client, params["namespace"], selector).start()
+    if params["pods"] is not None:
+        grouped = pods_by_namespace(params["pods"], params["namespace"])
+    elif params["namespace"]:
+        grouped = {params["namespace"]: None}
+    else:
+        raise ValueError("set namespace, or list the pods as NAMESPACE/NAME")
+    watches = {}
     try:
-        names = params["pods"] if params["pods"] is not None else sorted(watch.pods)
-        batch = BatchUpgrade(
-            client, watch, sidecarset, names,
-            phase=params["phase"], wait=params["wait"] and not module.check_mode, timeout=params["timeout"],
-            rollback=params["rollback"], check_mode=module.check_mode, concurrency=params["concurrency"],
-            version=params["version"],
-        )
-        states = batch.run()
+        for namespace in grouped:
+            watches[namespace] = PodWatch(client, namespace, selector).start()
+        version = params["version"]
+        if version is None:
+            version = batch_version([p for w in watches.values() for p in w.pods.values()])
+        batches = []
+        for namespace, names in grouped.items():
+            watch = watches[namespace]
+            batches.append(BatchUpgrade(
+                client, watch, sidecarset, names if names is not None else sorted(watch.pods),
+                phase=params["phase"], wait=params["wait"] and not module.check_mode, timeout=params["timeout"],
+                rollback=params["rollback"], check_mode=module.check_mode, concurrency=params["concurrency"],
+                version=version,
+            ))
+        if len(batches) == 1:
+            states = batches[0].run()
+        else:
+            with ThreadPoolExecutor(max_workers=len(batches)) as pool:
+                states = [state for result in pool.map(lambda b: b.run(), batches) for state in result]
     finally:
-        watch.stop()
+        for watch in watches.values():
+            watch.stop()
     pods = [state.to_dict() for state in states]
     requests = dict(client.requests)
     requests["total"] = client.request_count
@@ -284,7 +323,7 @@ def run(module, client):
         changed=any(state.changed for state in states),
         pods=pods,
         summary=summarize(states),
-        version=batch.version,
+        version=version,
         api_requests=requests,
     )
     if module._diff:
@@ -306,6 +345,8 @@ def main():
         client = client_from_module(module)
         result = run(module, client)
     except SidecarSetError as exc:
+        module.fail_json(msg=str(exc))
+    except ValueError as exc:
         module.fail_json(msg=str(exc))
     except KubeError as exc:
         module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status)

@@ -251,3 +251,37 @@ def test_least_privilege_token_can_upgrade(kube, namespace, one_pod, least_privi
     assert result["summary"]["done"] == 1, proc.stdout
     info, proc = run_module("sidecarset_info", dict(sidecarset=v2, namespace=namespace), env=env)
     assert info["status"]["updatedReadyPods"] == 1, proc.stdout
+
+
+def test_one_batch_across_two_namespaces(kube, namespace, tmp_path):
+    other = namespace + "-b"
+    kube.core.create_namespace({"metadata": {"name": other}})
+    try:
+        create_injected_deployment(kube, mosn_raw(), "left", namespace, 2)
+        create_injected_deployment(kube, mosn_raw(), "right", other, 2)
+        left = wait_ready(kube, namespace, 2)
+        right = wait_ready(kube, other, 2)
+        v2 = write_yaml(tmp_path / "v2.yaml", mosn_raw("tinyqian/mosn:v2"))
+        refs = ["%s/%s" % (p["metadata"]["namespace"], p["metadata"]["name"]) for p in left] + \
+            [{"namespace": p["metadata"]["namespace"], "name": p["metadata"]["name"]} for p in right]
+        result, proc = run_module("sidecar_upgrade", dict(sidecarset=v2, pods=refs, timeout=60), env=kube.env)
+        assert result["summary"]["done"] == 4, proc.stdout
+        for ns in (namespace, other):
+            for pod in pods_of(kube, ns):
+                assert images(pod)["mosn-2"] == "tinyqian/mosn:v2" and images(pod)["mosn-1"] == EMPTY
+    finally:
+        kube.core.delete_namespace(other)
+
+
+def test_rollback_in_a_later_call_restores_the_old_state(kube, namespace, one_pod, tmp_path):
+    broken = write_yaml(tmp_path / "broken.yaml", mosn_raw("tinyqian/mosn:broken"))
+    result, proc = upgrade(kube, broken, namespace, timeout=8)
+    assert result["pods"][0]["phase"] == "failed", proc.stdout
+    result, proc = upgrade(kube, broken, namespace, timeout=20, rollback=True)
+    assert result["pods"][0]["phase"] == "rolled-back", proc.stdout
+    pod = pods_of(kube, namespace)[0]
+    assert images(pod)["mosn-1"] == "tinyqian/mosn:v1" and images(pod)["mosn-2"] == EMPTY
+    assert working(pod) == "mosn-1"
+    assert versions(pod)[0] == "1" and versions(pod)[2] == "0"
+    info, proc = run_module("sidecarset_info", dict(sidecarset=broken, namespace=namespace), env=kube.env)
+    assert info["status"]["updatedPods"] == 0, proc.stdout  # the broken hash is not recorded as reached
