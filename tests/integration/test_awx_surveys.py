@@ -1,11 +1,9 @@
 """Each AWX job template's playbook run with its survey variables passed as strings (as AWX sends them)."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 
-from test_rollout import PLAYBOOKS, ROOT, custom_stats, make_app, sidecarset_doc, wait_ready, working_image, pods_of, write_yaml
+from test_rollout import ROOT, custom_stats, make_app, sidecarset_doc, wait_ready, working_image, pods_of, write_yaml
 
 TEMPLATES = ROOT / "docs" / "awx" / "job_templates"
 

@@ -53,8 +53,8 @@ def test_killed_rollouts_converge(nodesim, namespace, tmp_path):
         if victim.poll() is None:
             os.killpg(victim.pid, signal.SIGKILL)
         victim.wait(timeout=30)
-        proc = run_playbook(kube, PLAYBOOKS / "rollout.yml", {"rollout_sidecarset": path, "rollout_namespace": namespace,
-                                                             "rollout_timeout": 120})
+        extra = {"rollout_sidecarset": path, "rollout_namespace": namespace, "rollout_timeout": 120}
+        proc = run_playbook(kube, PLAYBOOKS / "rollout.yml", extra)
         assert proc.returncode == 0, "kill after %.1fs of v%d: %s" % (delay, version, proc.stdout[-4000:])
         converged(version)
     again = run_playbook(kube, PLAYBOOKS / "rollout.yml", {"rollout_sidecarset": path, "rollout_namespace": namespace})
