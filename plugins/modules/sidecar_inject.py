@@ -224,13 +224,12 @@ sidecarsets:
   sample: {"mosn": "2v7vv4w4..."}
 """
 
-import copy
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError, SidecarSetError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import finish, k8s_argument_spec, run_guarded
 from ansible_collections.meshops.sidecarset.plugins.module_utils.online import WORKLOAD_KINDS, inject_workloads, parse_workload_ref
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podlist import selected_namespaces
 from ansible_collections.meshops.sidecarset.plugins.module_utils.offline import (
@@ -251,21 +250,15 @@ except ImportError:
     HAS_YAML = False
 
 try:
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
     from ansible_collections.meshops.sidecarset.plugins.module_utils.client import client_from_module
 except ImportError:  # pragma: no cover - online mode reports the missing library
-    AUTH_ARG_SPEC = {}
-
-    class CoreException(Exception):
-        """Stand-in when kubernetes.core cannot be imported."""
+    pass
 
 
 def argument_spec():
     """The module's options."""
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
-    spec.update(
+    return k8s_argument_spec(
         sidecarsets=dict(type="list", elements="raw", required=True, aliases=["sidecarset"]),
         src=dict(type="path"),
         manifests=dict(type="raw"),
@@ -275,7 +268,6 @@ def argument_spec():
         kinds=dict(type="list", elements="str", choices=list(WORKLOAD_KINDS), default=list(WORKLOAD_KINDS)),
         namespace_labels=dict(type="dict", default={}),
     )
-    return spec
 
 
 def inline_sources(manifests):
@@ -384,19 +376,7 @@ def main():
     )
     if not HAS_YAML:
         module.fail_json(msg="PyYAML is required: pip install PyYAML")
-    try:
-        result = run(module)
-    except (SidecarSetError, ManifestError) as exc:
-        module.fail_json(msg=str(exc))
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    except KubeError as exc:
-        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status)
-    except CoreException as exc:
-        module.fail_json(msg=str(exc))
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    finish(module, run_guarded(module, run))
 
 
 if __name__ == "__main__":

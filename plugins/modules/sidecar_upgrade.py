@@ -216,28 +216,17 @@ api_requests:
   sample: {total: 7, list: 1, watch: 1, patch: 4}
 """
 
-import copy
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError, PodWatch
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import PodWatch
+from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import k8s_argument_spec, load_one_sidecarset, run_k8s_module
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import selector_to_string
-from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets
 from ansible_collections.meshops.sidecarset.plugins.module_utils.upgrade import BatchUpgrade, batch_version, summarize
-
-try:
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-    from ansible_collections.meshops.sidecarset.plugins.module_utils.client import client_from_module
-except ImportError:  # pragma: no cover - ansible-test import sanity without kubernetes
-    AUTH_ARG_SPEC = {}
 
 
 def argument_spec():
     """The module's options: kubernetes.core's connection options plus ours."""
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
-    spec.update(
+    return k8s_argument_spec(
         sidecarset=dict(type="raw", required=True),
         namespace=dict(type="str"),
         pods=dict(type="list", elements="raw"),
@@ -250,15 +239,6 @@ def argument_spec():
         version=dict(type="int"),
         fail_on_pod_failure=dict(type="bool", default=True),
     )
-    return spec
-
-
-def load_one_sidecarset(value):
-    """Load exactly one SidecarSet from a path or a dict."""
-    sidecarsets = load_sidecarsets([value])
-    if len(sidecarsets) != 1:
-        raise SidecarSetError(["sidecarset: expected exactly one SidecarSet, found %d" % len(sidecarsets)])
-    return sidecarsets[0]
 
 
 def pods_by_namespace(pods, namespace):
@@ -340,21 +320,7 @@ def run(module, client):
 
 
 def main():
-    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        client = client_from_module(module)
-        result = run(module, client)
-    except SidecarSetError as exc:
-        module.fail_json(msg=str(exc))
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    except KubeError as exc:
-        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status)
-    except CoreException as exc:
-        module.fail_from_exception(exc)
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_k8s_module(argument_spec(), run)
 
 
 if __name__ == "__main__":

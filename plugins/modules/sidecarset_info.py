@@ -175,34 +175,21 @@ rollout:
       type: str
 """
 
-import copy
-
-from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import k8s_argument_spec, load_one_sidecarset, run_k8s_module
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podlist import list_sidecarset_pods, plan_rollout
-from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import get_hash, load_sidecarsets, sidecarset_name
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import get_hash, sidecarset_name
 from ansible_collections.meshops.sidecarset.plugins.module_utils.status import compute_status, pod_report
-
-try:
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-    from ansible_collections.meshops.sidecarset.plugins.module_utils.client import client_from_module
-except ImportError:  # pragma: no cover - ansible-test import sanity without kubernetes
-    AUTH_ARG_SPEC = {}
 
 
 def argument_spec():
     """The module's options: kubernetes.core's connection options plus ours."""
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
-    spec.update(
+    return k8s_argument_spec(
         sidecarset=dict(type="raw", required=True),
         namespace=dict(type="str"),
         label_selector=dict(type="str"),
         max_unavailable=dict(type="raw"),
         partition=dict(type="raw"),
     )
-    return spec
 
 
 def owner_of(pod):
@@ -215,10 +202,7 @@ def owner_of(pod):
 def run(module, client):
     """Read the pods and build the report."""
     params = module.params
-    sidecarsets = load_sidecarsets([params["sidecarset"]])
-    if len(sidecarsets) != 1:
-        raise SidecarSetError("expected exactly one SidecarSet, found %d" % len(sidecarsets))
-    sidecarset = sidecarsets[0]
+    sidecarset = load_one_sidecarset(params["sidecarset"])
     pods = list_sidecarset_pods(client, sidecarset, params["namespace"], params["label_selector"])
     pods.sort(key=lambda p: (p["metadata"].get("namespace"), p["metadata"]["name"]))
     reports = []
@@ -237,18 +221,7 @@ def run(module, client):
 
 
 def main():
-    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = run(module, client_from_module(module))
-    except SidecarSetError as exc:
-        module.fail_json(msg=str(exc))
-    except ValueError as exc:
-        module.fail_json(msg="invalid option: %s" % exc)
-    except KubeError as exc:
-        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status)
-    except CoreException as exc:
-        module.fail_from_exception(exc)
-    module.exit_json(**result)
+    run_k8s_module(argument_spec(), run)
 
 
 if __name__ == "__main__":
