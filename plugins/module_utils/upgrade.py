@@ -158,7 +158,7 @@ class BatchUpgrade:
     """One invocation: a SidecarSet, a batch of pods, a shared watch. See the module docstring."""
 
     def __init__(self, client, watch, sidecarset, names, phase="all", wait=True, timeout=300, rollback=False,
-                 check_mode=False, concurrency=16, version=None, clock=time.monotonic, now=utcnow):
+                 check_mode=False, concurrency=16, version=None, clock=time.monotonic, now=utcnow, poll=2.0):
         if phase not in PHASES:
             raise ValueError("phase must be one of %s" % ", ".join(PHASES))
         self.client = client
@@ -173,6 +173,7 @@ class BatchUpgrade:
         self.concurrency = max(1, int(concurrency))
         self.clock = clock
         self.now = now
+        self.poll = max(0.05, float(poll))
         pods = [watch.snapshot(n) for n in self.names]
         self.version = version if version is not None else batch_version([p for p in pods if p])
         self.progress = {}
@@ -271,6 +272,7 @@ class BatchUpgrade:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = []
             seen = -1
+            next_poll = start + self.poll
             while True:
                 for fut in [f for f in futures if f.done()]:
                     futures.remove(fut)
@@ -298,6 +300,10 @@ class BatchUpgrade:
                     deadline = self.clock() + 30
                 seen = self.watch.changes
                 dirty = self.watch.take_dirty()
+                if self.clock() >= next_poll:
+                    # a periodic full re-check, in case the watch missed something
+                    dirty = set(self.progress)
+                    next_poll = self.clock() + self.poll
                 for state in pending:
                     if state.busy or state.finished:
                         continue
@@ -314,7 +320,7 @@ class BatchUpgrade:
                 if all(s.finished for s in self.progress.values()) and not futures:
                     break
                 if not any(f.done() for f in futures):
-                    self.watch.wait_for_change(seen, max(0.01, min(1.0, deadline - self.clock())))
+                    self.watch.wait_for_change(seen, max(0.01, min(self.poll, next_poll - self.clock(), deadline - self.clock())))
         end = self.clock()
         for state in self.progress.values():
             state.mark("end", end)

@@ -67,6 +67,12 @@ options:
     type: int
     default: 300
     aliases: [wait_timeout]
+  poll:
+    description:
+      - Pods are followed with one watch per namespace; every O(poll) seconds all pods are also re-checked from
+        the watch's cache, in case an event was missed.
+    type: float
+    default: 2.0
   rollback:
     description: Put the standby twin of a failed pod back on the empty image and restore its previous annotations.
     type: bool
@@ -235,6 +241,7 @@ def argument_spec():
         wait=dict(type="bool", default=True),
         timeout=dict(type="int", default=300, aliases=["wait_timeout"]),
         rollback=dict(type="bool", default=False),
+        poll=dict(type="float", default=2.0),
         concurrency=dict(type="int", default=16),
         version=dict(type="int"),
         fail_on_pod_failure=dict(type="bool", default=True),
@@ -286,7 +293,7 @@ def run(module, client):
                 client, watch, sidecarset, names if names is not None else sorted(watch.pods),
                 phase=params["phase"], wait=params["wait"] and not module.check_mode, timeout=params["timeout"],
                 rollback=params["rollback"], check_mode=module.check_mode, concurrency=params["concurrency"],
-                version=version,
+                version=version, poll=params["poll"],
             ))
         if len(batches) == 1:
             states = batches[0].run()
