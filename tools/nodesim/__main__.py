@@ -27,6 +27,9 @@ def main(argv=None):
     parser.add_argument("--zero-delay", action="store_true", default=None, help="no simulated delays (benchmarks)")
     parser.add_argument("--no-events", dest="events", action="store_false", default=None, help="do not create Events")
     parser.add_argument("--writers", type=int, default=None, help="writer threads (default 8)")
+    parser.add_argument("--process-dir", default=os.environ.get("NODESIM_PROCESS_DIR"),
+                        help="process mode: directory of the pods' volumes, logs and pods.json (default: config "
+                             "processes.dir, else a temporary directory)")
     parser.add_argument("--ready-file", default=None, help="touch this file once the nodes are registered")
     parser.add_argument("--log-level", default=os.environ.get("NODESIM_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
@@ -39,7 +42,7 @@ def main(argv=None):
     kube = Kube(load_client(args.kubeconfig, args.context))
     sim = Simulator(
         kube, cfg, node_count=args.nodes, zones=args.zones.split(",") if args.zones else None,
-        node_prefix=args.node_prefix, events=args.events, writers=args.writers,
+        node_prefix=args.node_prefix, events=args.events, writers=args.writers, process_dir=args.process_dir,
     )
 
     def _stop(signum, _frame):

@@ -17,6 +17,7 @@ Documented in docs/nodesim.md.
 
 import fnmatch
 import json
+import os
 import re
 
 ANNOTATION_PREFIX = "nodesim.meshops.io/"
@@ -182,6 +183,9 @@ class Config:
         self.defaults.update(normalize_settings(data.pop("defaults", None)))
         rules = data.pop("rules", None) or []
         use_builtin = data.pop("builtinRules", True)
+        # process mode (tools/nodesim/processes.py): parsed by the simulator, None = off
+        self.processes = data.pop("processes", None)
+        self.path = None
         self.rules = [normalize_rule(r) for r in ((BUILTIN_RULES if use_builtin else []) + list(rules))]
         if data:
             raise ValueError("unknown nodesim config keys: %s" % ", ".join(sorted(data)))
@@ -198,7 +202,9 @@ class Config:
                 import yaml  # pylint: disable=import-outside-toplevel
 
                 data = yaml.safe_load(text) or {}
-        return cls(data, zero_delay=zero_delay)
+        cfg = cls(data, zero_delay=zero_delay)
+        cfg.path = os.path.abspath(path) if path else None
+        return cfg
 
     def behaviour(self, image, container, namespace, annotations=None):
         """Effective behaviour dict for one container instance."""

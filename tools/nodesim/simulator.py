@@ -24,6 +24,7 @@ from kubernetes.client.rest import ApiException
 
 from .config import ANNOTATION_PREFIX
 from .kube import Gone
+from .processes import ProcessConfig, ProcessManager
 
 LOG = logging.getLogger("nodesim")
 MANAGED_LABEL = "nodesim.meshops.io/managed"
@@ -59,7 +60,7 @@ class Container:
     __slots__ = (
         "name", "init", "image", "restart_count", "container_id", "image_id", "state", "last_state",
         "ready", "started", "gen", "behaviour", "backoff", "exits", "has_post_start", "probe_delay",
-        "pull_failures",
+        "pull_failures", "pspec", "proc", "prepared", "probe_fails",
     )
 
     def __init__(self, name, init=False):
@@ -80,6 +81,10 @@ class Container:
         self.has_post_start = False
         self.probe_delay = 0.0
         self.pull_failures = 0
+        self.pspec = None      # process mode: the processes.images entry of this instance's image
+        self.proc = None       # process mode: the Handle of the newest process
+        self.prepared = None   # process mode: argv/env/cwd/mounts/variables of this instance
+        self.probe_fails = 0
 
     def status(self):
         state = {"waiting": None, "running": None, "terminated": None}
@@ -111,6 +116,7 @@ class Pod:
         self.node = node
         self.spec = obj["spec"]
         self.annotations = meta.get("annotations") or {}
+        self.labels = meta.get("labels") or {}
         self.restart_policy = self.spec.get("restartPolicy", "Always")
         self.init = [Container(c["name"], init=True) for c in self.spec.get("initContainers") or []]
         self.containers = collections.OrderedDict(
@@ -260,7 +266,8 @@ class Writer:
 
 
 class Simulator:
-    def __init__(self, kube, cfg, node_count=None, zones=None, node_prefix=None, events=None, writers=None):
+    def __init__(self, kube, cfg, node_count=None, zones=None, node_prefix=None, events=None, writers=None,
+                 process_dir=None):
         self.kube = kube
         self.cfg = cfg
         g = cfg.globals
@@ -286,6 +293,10 @@ class Simulator:
         self.synced = threading.Event()
         self.event_seq = itertools.count()
         self.last_heartbeat = 0.0
+        self.procs = None
+        if cfg.processes is not None:
+            pcfg = ProcessConfig(cfg.processes, config_dir=os.path.dirname(cfg.path) if cfg.path else None)
+            self.procs = ProcessManager(pcfg, self.post, root=process_dir)
 
     # ----------------------------------------------------------------- nodes
     def register_nodes(self):
@@ -427,6 +438,12 @@ class Simulator:
             if time.monotonic() - self.last_heartbeat > 30:
                 self.last_heartbeat = time.monotonic()
                 self.heartbeat()
+        if self.procs:
+            self.procs.shutdown()
+
+    def post(self, fn, *args):
+        """Run fn(*args) in the main loop (from any thread)."""
+        self.events_q.put(("CALL", (fn, args)))
 
     def stop(self):
         self.stop_event.set()
@@ -451,6 +468,13 @@ class Simulator:
 
     # ----------------------------------------------------------------- events from the watch
     def handle(self, kind, obj):
+        if kind == "CALL":
+            fn, args = obj
+            try:
+                fn(*args)
+            except Exception:  # pylint: disable=broad-except
+                LOG.exception("%s failed", getattr(fn, "__name__", fn))
+            return
         if kind == "SYNC":
             seen = set()
             for item in obj:
@@ -484,6 +508,8 @@ class Simulator:
         if pod:
             for c in pod.all_containers():
                 c.gen += 1
+            if self.procs:
+                self.procs.release(pod.key, pod.uid)
 
     def on_pod(self, obj):
         meta = obj["metadata"]
@@ -510,6 +536,7 @@ class Simulator:
                 return
         pod.spec = spec
         pod.annotations = meta.get("annotations") or {}
+        pod.labels = meta.get("labels") or {}
         if pod.readiness_gates:
             for cond in (obj.get("status") or {}).get("conditions") or []:
                 if cond.get("type") in pod.readiness_gates:
@@ -671,7 +698,11 @@ class Simulator:
                 c.behaviour = self.behaviour(pod, c)
                 node.images.add(c.image)
             resumed = True
+            if self.procs:
+                self.restart_lost_processes(pod)
             for c in pod.containers.values():
+                if c.pspec:
+                    continue
                 if c.kind == "running":
                     if not c.ready and not c.behaviour.get("neverReady"):
                         self.after(0, self.set_ready, pod, c, c.gen)
@@ -713,6 +744,8 @@ class Simulator:
         c.container_id = None
         c.image_id = ""
         c.has_post_start = bool(((spec.get("lifecycle") or {}).get("postStart")))
+        c.pspec = self.procs.cfg.image_spec(c.image) if self.procs else None
+        c.probe_fails = 0
         probe = spec.get("readinessProbe")
         c.probe_delay = float((probe or {}).get("initialDelaySeconds") or 0) * float(b.get("probeTimeScale") or 0)
         node = self.nodes[pod.node]
@@ -768,11 +801,28 @@ class Simulator:
     def created(self, pod, c, gen):
         if not self.valid(pod, c, gen):
             return
+        if c.pspec and c.proc is not None and c.proc.alive:
+            # kubelet starts the new instance only once the old one is gone
+            self.procs.stop(c.proc, self.stop_grace(pod), then=lambda _h, _rc: self.created(pod, c, gen),
+                            after=self.after)
+            return
         c.pull_failures = 0
         c.container_id = new_container_id()
         c.image_id = image_id(c.image)
+        if c.pspec and not self.spawn(pod, c, gen):
+            return
         self.event_c(pod, c, "Created", "Created container %s" % c.name)
         self.event_c(pod, c, "Started", "Started container %s" % c.name)
+        hook_cmd = ((((pod.spec_container(c.name, c.init).get("lifecycle") or {}).get("postStart") or {})
+                     .get("exec") or {}).get("command"))
+        if c.has_post_start and c.pspec and hook_cmd:
+            c.state = {"waiting": {"reason": "ContainerCreating", "message": "running postStart hook"}}
+            self.dirty.add(pod.key)
+            prep = c.prepared
+            argv = self.procs.exec_argv(hook_cmd, prep["variables"], prep["mounts"])
+            self.procs.run_exec(argv, prep["env"], prep["cwd"], self.procs.cfg.hook_timeout,
+                                self.post_start_result, pod, c, gen, argv)
+            return
         if c.has_post_start:
             c.state = {"waiting": {"reason": "ContainerCreating", "message": "running postStart hook"}}
             self.dirty.add(pod.key)
@@ -780,16 +830,20 @@ class Simulator:
         else:
             self.running(pod, c)
 
-    def post_start_done(self, pod, c, gen):
+    def post_start_done(self, pod, c, gen, failed_rc=None, output=""):
         if not self.valid(pod, c, gen):
             return
-        if c.behaviour.get("postStartFailure"):
+        if failed_rc is not None or c.behaviour.get("postStartFailure"):
             hook = (pod.spec_container(c.name, c.init).get("lifecycle") or {}).get("postStart") or {}
             cmd = (hook.get("exec") or {}).get("command") or ["<postStart>"]
-            msg = "Exec lifecycle hook (%s) for Container \"%s\" in Pod \"%s_%s(%s)\" failed - error: command '%s' exited with 1: (nodesim)" % (
-                cmd, c.name, pod.name, pod.ns, pod.uid, " ".join(map(str, cmd)))
+            code = 1 if failed_rc is None else failed_rc
+            msg = "Exec lifecycle hook (%s) for Container \"%s\" in Pod \"%s_%s(%s)\" failed - error: command '%s' exited with %d: %s" % (
+                cmd, c.name, pod.name, pod.ns, pod.uid, " ".join(map(str, cmd)), code,
+                output.strip()[-500:] if failed_rc is not None else "(nodesim)")
             self.event_c(pod, c, "FailedPostStartHook", msg, "Warning")
             self.event_c(pod, c, "Killing", "FailedPostStartHook", "Normal")
+            if c.pspec and c.proc is not None:
+                self.procs.stop(c.proc, self.stop_grace(pod), after=self.after)
             started = now_ts()
             self.exited(pod, c, 137, "Error", started, waiting_reason="PostStartHookError",
                         waiting_message="Exec lifecycle hook (%s) for Container \"%s\" failed - error: exited with 1" % (cmd, c.name))
@@ -802,6 +856,15 @@ class Simulator:
         c.started = True
         self.dirty.add(pod.key)
         b = c.behaviour
+        if c.pspec:
+            probe = pod.spec_container(c.name, c.init).get("readinessProbe") or {}
+            if c.init:
+                pass
+            elif (probe.get("exec") or {}).get("command"):
+                self.after(float(probe.get("initialDelaySeconds") or 0), self.probe, pod, c, gen)
+            else:
+                c.ready = True
+            return  # the process decides when it exits
         if not b.get("neverReady") and not c.init:
             delay = b.get("readyDelay")
             if delay is None:
@@ -817,6 +880,93 @@ class Simulator:
             code = b.get("exitCode") if b.get("exitCode") is not None else 1
         if crash is not None:
             self.after(crash, self.crash, pod, c, gen, code)
+
+    # ----------------------------------------------------------------- process mode
+    def stop_grace(self, pod):
+        if self.procs.cfg.stop_grace is not None:
+            return float(self.procs.cfg.stop_grace)
+        grace = pod.spec.get("terminationGracePeriodSeconds")
+        return float(30 if grace is None else grace)
+
+    def pod_meta(self, pod):
+        return {"name": pod.name, "namespace": pod.ns, "uid": pod.uid, "annotations": pod.annotations,
+                "labels": pod.labels, "nodeName": pod.node, "podIP": pod.pod_ip, "hostIP": pod.host_ip,
+                "serviceAccountName": pod.spec.get("serviceAccountName") or "default"}
+
+    def spawn(self, pod, c, gen):
+        """Start the process of a new container instance; False (and a restart later) if it cannot."""
+        spec = pod.spec_container(c.name, c.init)
+        try:
+            volumes = [v.get("name") for v in pod.spec.get("volumes") or [] if v.get("name")]
+            blk = self.procs.block(pod.key, pod.uid, pod.node, volumes)
+            # downward API env from the pod's annotations as they are now, at this container start
+            c.prepared = self.procs.prepare(blk, c.pspec, spec, self.pod_meta(pod))
+            c.proc = self.procs.start(blk, c.name, gen, c.image, c.prepared, self.proc_exited)
+            return True
+        except (OSError, RuntimeError, ValueError) as exc:
+            LOG.warning("%s/%s %s: cannot start: %s", pod.ns, pod.name, c.name, exc)
+            self.event_c(pod, c, "Failed", "Error: failed to start container %s: %s" % (c.name, exc), "Warning")
+            self.exited(pod, c, 128, "StartError", now_ts())
+            return False
+
+    def post_start_result(self, pod, c, gen, argv, rc, output):
+        if not self.valid(pod, c, gen):
+            return
+        if rc == 0:
+            self.running(pod, c)
+            return
+        LOG.info("%s/%s %s: postStart %s exited %d: %s", pod.ns, pod.name, c.name, argv, rc, output.strip()[-300:])
+        self.post_start_done(pod, c, gen, failed_rc=rc, output=output)
+
+    def probe(self, pod, c, gen):
+        if not self.valid(pod, c, gen) or c.kind != "running" or pod.deleting:
+            return
+        probe = pod.spec_container(c.name, c.init).get("readinessProbe") or {}
+        prep = c.prepared
+        argv = self.procs.exec_argv(probe["exec"]["command"], prep["variables"], prep["mounts"])
+        timeout = float(probe.get("timeoutSeconds") or 1)
+        self.procs.run_exec(argv, prep["env"], prep["cwd"], timeout, self.probe_done, pod, c, gen, probe)
+
+    def probe_done(self, pod, c, gen, probe, rc, output):
+        if not self.valid(pod, c, gen) or c.kind != "running" or pod.deleting:
+            return
+        if rc == 0:
+            c.probe_fails = 0
+            if not c.ready:
+                c.ready = True
+                self.dirty.add(pod.key)
+        else:
+            c.probe_fails += 1
+            self.event_c(pod, c, "Unhealthy", "Readiness probe failed: %s" % output.strip()[-300:], "Warning")
+            if c.ready and c.probe_fails >= int(probe.get("failureThreshold") or 3):
+                c.ready = False
+                self.dirty.add(pod.key)
+        self.after(float(probe.get("periodSeconds") or 10), self.probe, pod, c, gen)
+
+    def proc_exited(self, handle, rc):
+        """A container's process ended by itself (not stopped by us): the container exited."""
+        pod = self.pods.get(handle.block.key)
+        if pod is None or pod.uid != handle.block.uid or pod.deleting:
+            return
+        c = next((x for x in pod.all_containers() if x.name == handle.container), None)
+        if c is None or c.proc is not handle or c.gen != handle.gen:
+            return
+        code = rc if rc >= 0 else 128 - rc
+        started = (c.state.get("running") or {}).get("startedAt") or now_ts()
+        self.exited(pod, c, code, "Completed" if code == 0 else "Error", started)
+
+    def restart_lost_processes(self, pod):
+        """nodesim restarted: the processes it ran are gone; start every process container again."""
+        for c in pod.all_containers():
+            c.pspec = self.procs.cfg.image_spec(c.image) if c.image else None
+            if not c.pspec or c.kind == "terminated":
+                continue
+            if c.container_id:
+                started = (c.state.get("running") or {}).get("startedAt") or now_ts()
+                c.last_state = {"exitCode": 137, "reason": "Error", "startedAt": started, "finishedAt": now_ts(),
+                                "containerID": c.container_id, "message": "nodesim restarted"}
+                c.restart_count += 1
+            self.start_instance(pod, c)
 
     def set_ready(self, pod, c, gen):
         if not self.valid(pod, c, gen) or c.kind != "running" or pod.deleting:
@@ -895,6 +1045,9 @@ class Simulator:
         c.exits = 0
         c.backoff = 0.0
         c.pull_failures = 0
+        if self.procs and c.proc is not None and c.proc.alive:
+            # SIGTERM now; created() starts the new process only after the old one exited
+            self.procs.stop(c.proc, self.stop_grace(pod), after=self.after)
         self.start_instance(pod, c)
 
     def begin_delete(self, pod, meta):
@@ -907,10 +1060,24 @@ class Simulator:
         grace = meta.get("deletionGracePeriodSeconds")
         if grace is not None:
             delay = min(delay, float(grace))
+        live = [c.proc for c in pod.all_containers() if c.proc is not None and c.proc.alive] if self.procs else []
+        if live:
+            # real processes: SIGTERM, SIGKILL after the grace period; the pod is gone once all exited
+            left = set(live)
+            kill_after = float(grace) if grace is not None else self.stop_grace(pod)
+
+            def one_exited(handle, _rc):
+                left.discard(handle)
+                if not left:
+                    self.finish_delete(pod)
+
+            for handle in live:
+                self.procs.stop(handle, kill_after, then=one_exited, after=self.after)
+            return
         self.after(delay, self.finish_delete, pod)
 
     def finish_delete(self, pod):
-        if not self.valid(pod):
+        if not self.valid(pod) or pod.delete_sent:
             return
         ts = now_ts()
         for c in pod.all_containers():
@@ -1018,6 +1185,8 @@ class Simulator:
         self.writer.submit(pod.key, "status", (self.kube.patch_pod_status, pod.ns, pod.name, body))
 
     def flush(self):
+        if self.procs:
+            self.procs.write_status()
         if not self.dirty:
             return
         for key in self.dirty:

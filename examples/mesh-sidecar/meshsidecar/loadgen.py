@@ -116,6 +116,12 @@ class LoadGen:
         self.records: List[Record] = []
         self._conn_ids = 0
         self._clock = _Clock()
+        self._stop_at = math.inf
+
+    def stop(self) -> None:
+        """End the schedule early: no request intended from now on is sent (the ones in flight finish).
+        Call it from the event loop running :meth:`run`."""
+        self._stop_at = min(self._stop_at, self._clock.wall())
 
     def _request(self, close: bool) -> bytes:
         conn = "close" if close else "keep-alive"
@@ -149,7 +155,9 @@ class LoadGen:
         conn_id = 0
         payload = self._request(close=False)
         for t_intended in plan:
-            await self._clock.sleep_until(t_intended)
+            await self._clock.sleep_until(min(t_intended, self._stop_at))
+            if t_intended >= self._stop_at:
+                break
             t_sent = self._clock.wall()
             status, version, build, error = 0, "", "", ""
             try:
@@ -222,6 +230,8 @@ class LoadGen:
         tasks = []
         for t_intended in plan:
             await self._clock.sleep_until(t_intended)
+            if t_intended >= self._stop_at:
+                break
             tasks.append(asyncio.get_running_loop().create_task(self._one_shot(worker, t_intended)))
         await asyncio.gather(*tasks)
 

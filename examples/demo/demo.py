@@ -1,0 +1,389 @@
+"""The demo scenario, against a running local control plane whose node simulator runs in process
+mode with examples/demo/nodesim-processes.yaml (tools/demo.sh starts and stops that cluster).
+
+    .venv/bin/python examples/demo/demo.py --kubeconfig K --process-dir D --out OUT
+
+1. a fresh namespace and a 5-replica Deployment ``demo-app`` (image ``meshops/demo-app:1``, label
+   ``mesh-sidecar: enabled``);
+2. ``playbooks/inject.yml`` online: the sample SidecarSet (examples/demo/sidecarset.yaml, v1,
+   HotUpgrade) is injected into the Deployment, which replaces its pods;
+3. once the 5 injected pods are Ready: loopback traffic through every pod's sidecar port
+   (examples/demo/traffic.py, ports from the simulator's ``pods.json``);
+4. ``playbooks/rollout.yml`` from v1 to v2 with maxUnavailable 2 (report in OUT/rollout.json);
+5. traffic stopped; checks: 0 failed requests, every pod answers on v2 from its working slot with
+   the other slot on the empty image, the same pod UIDs as before the rollout.
+
+Writes OUT/result.json and prints a summary; exit 0 when every check passed, 1 otherwise, 2 when
+a step could not run. Every wait is bounded.
+"""
+
+import argparse
+import copy
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import urllib3
+import yaml
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+VENV_BIN = os.path.dirname(sys.executable)
+SIDECAR = "mesh-sidecar"
+TWINS = (SIDECAR + "-1", SIDECAR + "-2")
+WORKING = "kruise.io/sidecarset-working-hotupgrade-container"
+EMPTY_IMAGE = "meshops/mesh-sidecar:empty"
+V1, V2 = "meshops/mesh-sidecar:v1", "meshops/mesh-sidecar:v2"
+DEPLOYMENT = "demo-app"
+
+
+class StepFailed(Exception):
+    pass
+
+
+def say(msg):
+    print("demo: %s" % msg, flush=True)
+
+
+def wait_for(what, predicate, timeout, interval=0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (ApiException, OSError, ValueError, KeyError) as exc:
+            last = exc
+        time.sleep(interval)
+    raise StepFailed("timed out after %ds waiting for %s%s" % (timeout, what, " (%s)" % last if last else ""))
+
+
+class Demo:
+    def __init__(self, args):
+        self.args = args
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=args.kubeconfig, client_configuration=cfg)
+        api = client.ApiClient(cfg)
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.ns = args.namespace
+        self.out = os.path.abspath(args.out)
+        os.makedirs(self.out, exist_ok=True)
+        self.status_file = os.path.join(args.process_dir, "pods.json")
+        self.result = {"ok": False, "namespace": self.ns, "checks": {}}
+
+    # ------------------------------------------------------------------ helpers
+    def env(self):
+        env = dict(os.environ)
+        env.update(
+            KUBECONFIG=os.path.abspath(self.args.kubeconfig), K8S_AUTH_KUBECONFIG=os.path.abspath(self.args.kubeconfig),
+            ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
+            ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", PYTHONWARNINGS="ignore", PYTHONDONTWRITEBYTECODE="1",
+        )
+        return env
+
+    def playbook(self, name, extra, log_name, timeout):
+        cmd = [os.path.join(VENV_BIN, "ansible-playbook"), os.path.join(ROOT, "playbooks", name)]
+        for key, value in extra.items():
+            cmd += ["-e", "%s=%s" % (key, value)]
+        log_path = os.path.join(self.out, log_name)
+        t0 = time.monotonic()
+        with open(log_path, "w", encoding="utf-8") as log:
+            proc = subprocess.run(cmd, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+                                  timeout=timeout, check=False)
+        return proc.returncode, round(time.monotonic() - t0, 1), log_path
+
+    def pods(self):
+        items = self.core.list_namespaced_pod(self.ns, label_selector="app=%s" % DEPLOYMENT).items
+        return [self.api.sanitize_for_serialization(p) for p in items]
+
+    def proc_status(self):
+        with open(self.status_file, encoding="utf-8") as handle:
+            return json.load(handle)["pods"]
+
+    @staticmethod
+    def ready(pod):
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions") or [])
+
+    def injected_ready(self):
+        """The 5 injected pods when the Deployment finished replacing its pods, else None."""
+        dep = self.apps.read_namespaced_deployment(DEPLOYMENT, self.ns)
+        st = dep.status
+        if (st.observed_generation or 0) < dep.metadata.generation or (st.updated_replicas or 0) != self.args.replicas \
+                or (st.ready_replicas or 0) != self.args.replicas or (st.replicas or 0) != self.args.replicas:
+            return None
+        pods = self.pods()
+        if len(pods) != self.args.replicas or any(p["metadata"].get("deletionTimestamp") for p in pods):
+            return None
+        if not all(self.ready(p) and {c["name"] for c in p["spec"]["containers"]} >= set(TWINS) for p in pods):
+            return None
+        procs = self.proc_status()
+        for p in pods:
+            entry = procs.get("%s/%s" % (self.ns, p["metadata"]["name"]))
+            if not entry or entry["uid"] != p["metadata"]["uid"] or "sidecar" not in entry["ports"]:
+                return None
+        return pods
+
+    @staticmethod
+    def get(port, timeout=5.0):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            conn.request("GET", "/", headers={"Connection": "close"})
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status, resp.getheader("x-sidecar-build"), resp.getheader("x-sidecar-version")
+        finally:
+            conn.close()
+
+    # ------------------------------------------------------------------ steps
+    def setup(self):
+        say("namespace %s, Deployment %s (%d replicas, image meshops/demo-app:1)" % (self.ns, DEPLOYMENT, self.args.replicas))
+        try:
+            self.core.delete_namespace(self.ns)
+            say("deleting the namespace left by an earlier run")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+        def gone():
+            try:
+                self.core.read_namespace(self.ns)
+                return False
+            except ApiException as exc:
+                return exc.status == 404
+
+        wait_for("namespace %s to be deleted" % self.ns, gone, 120)
+        self.core.create_namespace({"metadata": {"name": self.ns}})
+        wait_for("the default ServiceAccount token", lambda: self.core.read_namespaced_service_account("default", self.ns).secrets, 60)
+        self.apps.create_namespaced_deployment(self.ns, {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": DEPLOYMENT, "namespace": self.ns},
+            "spec": {
+                "replicas": self.args.replicas,
+                "selector": {"matchLabels": {"app": DEPLOYMENT}},
+                "template": {
+                    "metadata": {"labels": {"app": DEPLOYMENT, "mesh-sidecar": "enabled"}},
+                    "spec": {
+                        # >= MESH_SIDECAR_DRAIN_SECONDS (5 in the demo SidecarSet) + 10
+                        "terminationGracePeriodSeconds": 20,
+                        "containers": [{"name": "app", "image": "meshops/demo-app:1"}],
+                    },
+                },
+            },
+        })
+
+    def inject(self):
+        say("injecting examples/demo/sidecarset.yaml (mesh-sidecar v1, HotUpgrade) into Deployment/%s" % DEPLOYMENT)
+        rc, secs, log = self.playbook("inject.yml", {
+            "mode": "online", "sidecarset": os.path.join(HERE, "sidecarset.yaml"),
+            "inject_namespace": self.ns, "inject_workloads": "Deployment/%s" % DEPLOYMENT,
+        }, "inject.log", 300)
+        self.result["inject"] = {"rc": rc, "seconds": secs, "log": log}
+        if rc != 0:
+            raise StepFailed("playbooks/inject.yml failed (exit %d), see %s" % (rc, log))
+        pods = wait_for("%d injected pods Ready" % self.args.replicas, self.injected_ready, 240, 1.0)
+        procs = self.proc_status()
+        self.before = {}
+        for p in pods:
+            name = p["metadata"]["name"]
+            port = procs["%s/%s" % (self.ns, name)]["ports"]["sidecar"]
+            status, build, version = wait_for("pod %s's sidecar on 127.0.0.1:%d" % (name, port),
+                                              lambda port=port: self.get(port), 30)
+            if status != 200 or build != "v1":
+                raise StepFailed("pod %s: the sidecar answered %s build %s (want 200 v1)" % (name, status, build))
+            self.before[name] = {"uid": p["metadata"]["uid"], "port": port, "node": p["spec"].get("nodeName")}
+        say("%d pods injected and Ready in %.0fs, every sidecar answers on v1: %s" % (
+            len(pods), secs, ", ".join("%s=127.0.0.1:%d" % (n, v["port"]) for n, v in sorted(self.before.items()))))
+
+    def start_traffic(self):
+        ports = ",".join(str(v["port"]) for v in self.before.values())
+        env = self.env()
+        env["PYTHONPATH"] = os.path.join(ROOT, "examples", "mesh-sidecar")
+        self.traffic_out = os.path.join(self.out, "traffic.json")
+        started = os.path.join(self.out, "traffic.started")
+        if os.path.exists(started):
+            os.unlink(started)
+        cmd = [sys.executable, os.path.join(HERE, "traffic.py"), "--ports", ports, "--rate", str(self.args.rate),
+               "--max-duration", str(self.args.max_traffic), "--out", self.traffic_out, "--started-file", started]
+        if self.args.records:
+            cmd += ["--records-dir", self.out]
+        self.traffic_log = open(os.path.join(self.out, "traffic.log"), "w", encoding="utf-8")  # pylint: disable=consider-using-with
+        self.traffic = subprocess.Popen(cmd, env=env, stdout=self.traffic_log, stderr=subprocess.STDOUT)  # pylint: disable=consider-using-with
+        wait_for("the traffic to start", lambda: os.path.exists(started) or self.traffic.poll() is not None, 30, 0.1)
+        say("traffic: %g req/s through each of the %d sidecars (keep-alive and one-shot connections, no retries)" % (
+            self.args.rate, len(self.before)))
+        time.sleep(self.args.warmup)
+
+    def stop_traffic(self):
+        if getattr(self, "traffic", None) is None:
+            return None
+        if self.traffic.poll() is None:
+            self.traffic.send_signal(signal.SIGTERM)
+        try:
+            self.traffic.wait(60)
+        except subprocess.TimeoutExpired:
+            self.traffic.kill()
+            self.traffic.wait(10)
+        self.traffic_log.close()
+        self.traffic = None
+        try:
+            with open(self.traffic_out, encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return None
+
+    def rollout(self):
+        doc = yaml.safe_load(open(os.path.join(HERE, "sidecarset.yaml"), encoding="utf-8"))
+        v2 = copy.deepcopy(doc)
+        v2["spec"]["containers"][0]["image"] = V2
+        v2_path = os.path.join(self.out, "sidecarset-v2.yaml")
+        with open(v2_path, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(v2, handle, sort_keys=False)
+        report = os.path.join(self.out, "rollout.json")
+        say("rollout: playbooks/rollout.yml, %s -> %s, maxUnavailable %s" % (V1, V2, self.args.max_unavailable))
+        rc, secs, log = self.playbook("rollout.yml", {
+            "rollout_sidecarset": v2_path, "rollout_namespace": self.ns,
+            "rollout_max_unavailable": self.args.max_unavailable, "rollout_report_path": report,
+            "rollout_timeout": 180,
+        }, "rollout.log", 900)
+        self.result["rollout"] = {"rc": rc, "seconds": secs, "log": log, "report_path": report}
+        try:
+            with open(report, encoding="utf-8") as handle:
+                self.result["rollout"]["report"] = json.load(handle)
+        except (OSError, ValueError):
+            self.result["rollout"]["report"] = None
+        say("rollout finished in %.0fs (exit %d); log %s" % (secs, rc, log))
+        time.sleep(self.args.cooldown)
+
+    def verify(self, traffic):
+        checks = self.result["checks"]
+        checks["rollout_ok"] = self.result.get("rollout", {}).get("rc") == 0
+        checks["traffic_ran"] = bool(traffic) and traffic["total"]["requests"] > 0
+        checks["zero_failed_requests"] = bool(traffic) and traffic["total"]["failed"] == 0
+        pods = [p for p in self.pods() if not p["metadata"].get("deletionTimestamp")]
+        now = {p["metadata"]["name"]: p for p in pods}
+        checks["same_pod_uids"] = sorted((n, v["uid"]) for n, v in self.before.items()) == sorted(
+            (n, p["metadata"]["uid"]) for n, p in now.items())
+        procs = self.proc_status()
+        rows = []
+        all_v2 = True
+        for name, p in sorted(now.items()):
+            ann = p["metadata"].get("annotations") or {}
+            working = json.loads(ann.get(WORKING, "{}")).get(SIDECAR)
+            images = {c["name"]: c["image"] for c in p["spec"]["containers"]}
+            statuses = {c["name"]: c for c in p.get("status", {}).get("containerStatuses") or []}
+            other = TWINS[1] if working == TWINS[0] else TWINS[0]
+            entry = procs.get("%s/%s" % (self.ns, name)) or {}
+            running = {c: i.get("image") for c, i in (entry.get("containers") or {}).items()}
+            try:
+                status, build, version = self.get(entry["ports"]["sidecar"])
+            except (OSError, KeyError) as exc:
+                status, build, version = None, str(exc), None
+            wstatus = statuses.get(working) or {}
+            ostatus = statuses.get(other) or {}
+            problems = [text for bad, text in (
+                (working not in TWINS, "no working slot annotation"),
+                (images.get(working) != V2, "working slot spec image %s" % images.get(working)),
+                (images.get(other) != EMPTY_IMAGE, "other slot spec image %s" % images.get(other)),
+                (wstatus.get("image") != V2 or not wstatus.get("ready"), "working slot status %s ready=%s" % (
+                    wstatus.get("image"), wstatus.get("ready"))),
+                (ostatus.get("image") != EMPTY_IMAGE, "other slot status image %s" % ostatus.get("image")),
+                (running.get(working) != V2, "working slot process runs %s" % running.get(working)),
+                (running.get(other) != EMPTY_IMAGE, "other slot process runs %s" % running.get(other)),
+                (status != 200 or build != "v2", "sidecar answers %s %s" % (status, build)),
+                (not self.ready(p), "pod not Ready"),
+            ) if bad]
+            ok = not problems
+            all_v2 = all_v2 and ok
+            rows.append({"pod": name, "uid": p["metadata"]["uid"], "working": working, "working_image": images.get(working),
+                         "other": other, "other_image": images.get(other), "answers": "%s %s (version %s)" % (status, build, version),
+                         "restarts": {c: statuses.get(c, {}).get("restartCount") for c in TWINS}, "ok": ok,
+                         "problems": problems, "processes": entry.get("containers")})
+        checks["every_pod_v2_working_other_empty"] = all_v2 and len(rows) == self.args.replicas
+        self.result["pods"] = rows
+        self.result["traffic"] = traffic
+        self.result["ok"] = all(checks.values())
+
+    def report(self):
+        rep = (self.result.get("rollout") or {}).get("report") or {}
+        print("", flush=True)
+        print("=== rollout report (%s) ===" % (self.result.get("rollout") or {}).get("report_path"))
+        if rep:
+            summary = {k: v for k, v in rep.items() if not isinstance(v, (list, dict))}
+            print(json.dumps(summary, indent=1, sort_keys=True))
+            for i, batch in enumerate(rep.get("batches") or []):
+                if isinstance(batch, dict):
+                    pods = batch.get("pods") or []
+                    names = [p.get("name", p) if isinstance(p, dict) else p for p in pods]
+                    keys = {k: v for k, v in batch.items() if not isinstance(v, (list, dict))}
+                    print("batch %d: %s %s" % (i + 1, json.dumps(keys, sort_keys=True), ", ".join(map(str, names))))
+        else:
+            print("(no report)")
+        print("=== pods after the rollout ===")
+        for row in self.result.get("pods") or []:
+            print("%-32s %s  working=%s (%s)  other=%s (%s)  answers %s  %s" % (
+                row["pod"], row["uid"][:8], row["working"], row["working_image"], row["other"], row["other_image"],
+                row["answers"], "OK" if row["ok"] else "WRONG: " + "; ".join(row["problems"])))
+        traffic = self.result.get("traffic")
+        print("=== traffic ===")
+        if traffic:
+            t = traffic["total"]
+            print("%d requests in %.1fs, %d failed %s, answered by builds %s, p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (
+                t["requests"], t["duration_s"], t["failed"], t["errors"] or "", t["by_build"], t["p50_ms"], t["p99_ms"], t["max_ms"]))
+        else:
+            print("(no traffic result)")
+        print("=== checks ===")
+        for key, value in self.result["checks"].items():
+            print("%-36s %s" % (key, "PASS" if value else "FAIL"))
+        print("demo: %s (details: %s)" % ("SUCCESS" if self.result["ok"] else "FAILED", os.path.join(self.out, "result.json")), flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--process-dir", required=True, help="the node simulator's process directory (pods.json)")
+    parser.add_argument("--out", required=True, help="directory for logs, reports and result.json")
+    parser.add_argument("--namespace", default="mesh-demo")
+    parser.add_argument("--replicas", type=int, default=5)
+    parser.add_argument("--max-unavailable", default="2")
+    parser.add_argument("--rate", type=float, default=20.0, help="requests per second per pod")
+    parser.add_argument("--max-traffic", type=float, default=600.0, help="traffic hard limit, seconds")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--cooldown", type=float, default=3.0)
+    parser.add_argument("--records", action="store_true", help="keep every request record (JSON lines)")
+    args = parser.parse_args(argv)
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # loopback apiserver, self-signed
+    demo = Demo(args)
+    code = 1
+    try:
+        demo.setup()
+        demo.inject()
+        demo.start_traffic()
+        demo.rollout()
+        traffic = demo.stop_traffic()
+        demo.verify(traffic)
+        code = 0 if demo.result["ok"] else 1
+    except (StepFailed, ApiException, subprocess.TimeoutExpired, OSError) as exc:
+        demo.result["error"] = str(exc)
+        say("FAILED: %s" % exc)
+        code = 2
+    finally:
+        leftover = demo.stop_traffic()
+        if leftover and not demo.result.get("traffic"):
+            demo.result["traffic"] = leftover
+    with open(os.path.join(demo.out, "result.json"), "w", encoding="utf-8") as handle:
+        json.dump(demo.result, handle, indent=1, sort_keys=True, default=str)
+    demo.report()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# make demo: the whole system on one machine, with real sidecar processes and real traffic.
+#
+# 1. starts a local control plane of its own (tools/cluster/up.sh with MESHOPS_CLUSTER_DIR=.cluster/demo
+#    and its own ports, so it never disturbs the cluster of the tests) whose node simulator runs in
+#    process mode (examples/demo/nodesim-processes.yaml): the mesh-sidecar images and the demo app
+#    are real processes on 127.0.0.1, each pod with its own port block and volume directories;
+# 2. examples/demo/demo.py: a 5-replica Deployment, the sample SidecarSet injected (playbooks/inject.yml),
+#    traffic through every pod's sidecar, playbooks/rollout.yml v1 -> v2 (maxUnavailable 2), traffic
+#    stopped, the rollout report and the checks (0 failed requests, every pod on v2 in its working
+#    slot with the other slot empty, same pod UIDs);
+# 3. stops that control plane and every process (unless KEEP_CLUSTER=1).
+#
+# Environment: KEEP_CLUSTER=1 (leave the demo cluster running to explore it), DEMO_OUT (out/demo),
+# DEMO_CLUSTER_DIR (.cluster/demo), DEMO_BASE_PORT (21000: pod k uses 127.0.0.1:DEMO_BASE_PORT+10k..+9),
+# MESHOPS_APISERVER_PORT (26443), MESHOPS_ETCD_PORT (33790), MESHOPS_ETCD_PEER_PORT (33800),
+# MESHOPS_KCM_PORT (30257), DEMO_ARGS (extra arguments of examples/demo/demo.py, e.g. "--rate 40").
+# Exit codes: 0 every check passed, 1 a check failed, 2 a step could not run, or up.sh's code.
+set -euo pipefail
+
+case "${1:-}" in
+  "") ;;
+  -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "tools/demo.sh: unexpected argument '$1' (it takes none; see --help)" >&2; exit 64 ;;
+esac
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+PY="$ROOT/.venv/bin/python"
+export MESHOPS_CLUSTER_DIR="${DEMO_CLUSTER_DIR:-$ROOT/.cluster/demo}"
+export MESHOPS_APISERVER_PORT="${MESHOPS_APISERVER_PORT:-26443}"
+export MESHOPS_ETCD_PORT="${MESHOPS_ETCD_PORT:-33790}"
+export MESHOPS_ETCD_PEER_PORT="${MESHOPS_ETCD_PEER_PORT:-33800}"
+export MESHOPS_KCM_PORT="${MESHOPS_KCM_PORT:-30257}"
+export NODESIM_CONFIG="$ROOT/examples/demo/nodesim-processes.yaml"
+export NODESIM_NODES=3
+export NODESIM_PROCESS_BASE_PORT="${DEMO_BASE_PORT:-21000}"
+OUT="${DEMO_OUT:-$ROOT/out/demo}"
+KUBECONFIG_FILE="$MESHOPS_CLUSTER_DIR/kubeconfig"
+unset MESHOPS_UP_LOCKED KUBECONFIG
+
+say() { echo "demo: $*"; }
+
+# A short directory: Unix socket paths (the sidecars' control sockets live in the pods' volumes) are
+# limited to 107 bytes.
+PROCS="$(mktemp -d /tmp/meshops-demo.XXXXXX)"
+export NODESIM_ARGS="--process-dir $PROCS"
+mkdir -p "$OUT"
+
+teardown() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ "${KEEP_CLUSTER:-0}" = "1" ]; then
+    cat <<MSG
+
+demo: KEEP_CLUSTER=1: the demo cluster keeps running (its pods are real processes on 127.0.0.1):
+  export KUBECONFIG=$KUBECONFIG_FILE
+  kubectl -n mesh-demo get pods -o wide
+  cat $PROCS/pods.json                     # each pod's ports, volume directories and processes
+  curl -si http://127.0.0.1:$NODESIM_PROCESS_BASE_PORT/   (a pod's app port; +1 is its sidecar)
+  logs: $MESHOPS_CLUSTER_DIR/*.log, $PROCS/p*/*.log
+stop it with:
+  MESHOPS_CLUSTER_DIR=$MESHOPS_CLUSTER_DIR tools/cluster/down.sh && rm -rf $PROCS
+MSG
+  else
+    say "stopping the demo cluster and every process it ran"
+    tools/cluster/down.sh >"$OUT/cluster-down.log" 2>&1 || { cat "$OUT/cluster-down.log" >&2; [ "$rc" -ne 0 ] || rc=1; }
+    rm -rf "$PROCS"
+    say "nothing left running (KEEP_CLUSTER=1 make demo keeps the cluster for exploring)"
+  fi
+  exit "$rc"
+}
+trap teardown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A demo cluster left by an earlier KEEP_CLUSTER=1 run runs another process directory: start afresh.
+if ls "$MESHOPS_CLUSTER_DIR"/*.pid >/dev/null 2>&1; then
+  say "stopping the demo cluster left by an earlier run"
+  tools/cluster/down.sh >"$OUT/cluster-down.log" 2>&1 || true
+fi
+
+say "starting a local control plane of its own in $MESHOPS_CLUSTER_DIR (apiserver 127.0.0.1:$MESHOPS_APISERVER_PORT), node simulator in process mode"
+t0=$(date +%s)
+tools/cluster/up.sh >"$OUT/cluster-up.log" 2>&1 || { rc=$?; cat "$OUT/cluster-up.log" >&2; exit "$rc"; }
+say "control plane ready in $(( $(date +%s) - t0 ))s"
+
+# shellcheck disable=SC2086
+"$PY" examples/demo/demo.py --kubeconfig "$KUBECONFIG_FILE" --process-dir "$PROCS" --out "$OUT" ${DEMO_ARGS:-}
