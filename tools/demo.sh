@@ -56,8 +56,8 @@ teardown() {
 demo: KEEP_CLUSTER=1: the demo cluster keeps running (its pods are real processes on 127.0.0.1):
   export KUBECONFIG=$KUBECONFIG_FILE
   kubectl -n mesh-demo get pods -o wide
-  cat $PROCS/pods.json                     # each pod's ports, volume directories and processes
-  curl -si http://127.0.0.1:$NODESIM_PROCESS_BASE_PORT/   (a pod's app port; +1 is its sidecar)
+  cat $PROCS/pods.json     # each pod's ports (app, sidecar), volume directories and processes
+  curl -si http://127.0.0.1:<a pod's sidecar port>/     # x-sidecar-build: v2
   logs: $MESHOPS_CLUSTER_DIR/*.log, $PROCS/p*/*.log
 stop it with:
   MESHOPS_CLUSTER_DIR=$MESHOPS_CLUSTER_DIR tools/cluster/down.sh && rm -rf $PROCS

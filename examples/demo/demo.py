@@ -241,7 +241,8 @@ class Demo:
             return None
 
     def rollout(self):
-        doc = yaml.safe_load(open(os.path.join(HERE, "sidecarset.yaml"), encoding="utf-8"))
+        with open(os.path.join(HERE, "sidecarset.yaml"), encoding="utf-8") as handle:
+            doc = yaml.safe_load(handle)
         v2 = copy.deepcopy(doc)
         v2["spec"]["containers"][0]["image"] = V2
         v2_path = os.path.join(self.out, "sidecarset-v2.yaml")

@@ -5,6 +5,7 @@ main loop's work (queued callbacks + timers) until a condition holds. Processes 
 (``python -c ...``) and only listen on 127.0.0.1.
 """
 
+import json
 import os
 import socket
 import sys
@@ -146,8 +147,6 @@ def connectable(port):
 
 
 def read_env(sim):
-    import json  # pylint: disable=import-outside-toplevel
-
     blk = next(iter(sim.procs.blocks.values()))
     path = os.path.join(blk.volumes["ctl"], "env-side.json")
     with open(path, encoding="utf-8") as handle:
@@ -215,14 +214,11 @@ def test_process_lifecycle_env_hook_probe_image_change_delete(tmp_path):
         assert env["LISTEN"] == "127.0.0.1:%d" % (base + 1)   # overrideEnv wins, templated
         assert env["SHARED"].startswith(str(tmp_path / "procs"))  # mountPath rewritten to the pod's volume
         assert marker.read_text() == "1\n"                        # postStart ran with the container's env
-        status = sim.kube.statuses[-1][2]["status"] if sim.kube.statuses else None
-        assert sim.procs.status_path and os.path.exists(sim.procs.status_path)
-        import json  # pylint: disable=import-outside-toplevel
-
-        pods = json.load(open(sim.procs.status_path, encoding="utf-8"))["pods"]
+        pump(sim, lambda: sim.kube.statuses and sim.kube.statuses[-1][2]["status"]["containerStatuses"][0]["ready"])
+        with open(sim.procs.status_path, encoding="utf-8") as handle:
+            pods = json.load(handle)["pods"]
         assert pods["ns/p"]["ports"] == {"app": base, "side": base + 1}
         assert pods["ns/p"]["containers"]["side"]["pid"] == first_pid
-        del status
 
         # in-place image change with new annotations: old process SIGTERMed, new one sees the new value
         obj = pod_obj(image="demo/server:2", hook=hook, probe=probe, annotations={"v": "2"})

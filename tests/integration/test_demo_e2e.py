@@ -1,0 +1,132 @@
+"""End to end, what ``make demo`` does: tools/demo.sh on a control plane of its own.
+
+A local control plane in a temporary directory on free ports (never the one of the other tests),
+its node simulator in process mode (examples/demo/nodesim-processes.yaml: the mesh-sidecar v1/v2,
+its empty twin and the demo app are real processes on 127.0.0.1), a 5-replica Deployment injected
+with examples/demo/sidecarset.yaml, traffic through every pod's sidecar during
+``playbooks/rollout.yml`` v1 -> v2 (maxUnavailable 2). Asserts 0 failed requests, every pod on v2
+in its working slot with the other slot on the empty image, the same pod UIDs, and that nothing is
+left running afterwards.
+"""
+
+import json
+import os
+import random
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow]
+
+
+def _free(port):
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_ports(count, span=1, low=40000, high=60000):
+    """``count`` ports p whose [p, p + span) are all free on 127.0.0.1 right now."""
+    rng = random.Random()
+    found = []
+    for _attempt in range(500):
+        port = rng.randrange(low, high - span)
+        if any(abs(port - other) < max(span, 10) for other in found):
+            continue
+        if all(_free(p) for p in range(port, port + span)):
+            found.append(port)
+            if len(found) == count:
+                return found
+    pytest.skip("could not find free loopback ports")
+    return []
+
+
+def _listening(port):
+    """Something accepts on 127.0.0.1:port (a bind test would also fail on TIME_WAIT leftovers)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def test_make_demo_rollout_without_failed_requests(tmp_path):
+    cluster = tmp_path / "cluster"
+    out = tmp_path / "out"
+    api, etcd, peer, kcm = _free_ports(4)
+    (base,) = _free_ports(1, span=200)
+    env = dict(os.environ)
+    for key in ("KUBECONFIG", "MESHOPS_UP_LOCKED", "KEEP_CLUSTER", "DEMO_ARGS"):
+        env.pop(key, None)
+    env.update(
+        DEMO_CLUSTER_DIR=str(cluster), DEMO_OUT=str(out), DEMO_BASE_PORT=str(base),
+        MESHOPS_APISERVER_PORT=str(api), MESHOPS_ETCD_PORT=str(etcd), MESHOPS_ETCD_PEER_PORT=str(peer),
+        MESHOPS_KCM_PORT=str(kcm),
+    )
+    try:
+        proc = subprocess.run([str(ROOT / "tools" / "demo.sh")], cwd=str(ROOT), env=env, capture_output=True,
+                              text=True, timeout=1200, check=False)
+    finally:
+        # whatever happened, nothing of this cluster may survive the test
+        subprocess.run([str(ROOT / "tools" / "cluster" / "down.sh")], cwd=str(ROOT), env=env,
+                       capture_output=True, timeout=120, check=False)
+    output = proc.stdout + proc.stderr
+    up_log = out / "cluster-up.log"
+    if proc.returncode == 2 and up_log.exists() and "cannot be installed" in up_log.read_text():
+        pytest.skip("local control plane unavailable on this machine")
+    result_path = out / "result.json"
+    assert result_path.exists(), output[-6000:]
+    result = json.loads(result_path.read_text())
+    assert proc.returncode == 0, output[-6000:]
+
+    # 0 failed requests, traffic really went through every pod's sidecar, and both versions answered
+    traffic = result["traffic"]
+    assert traffic["total"]["failed"] == 0, traffic["total"]["errors"]
+    assert traffic["total"]["requests"] > 1000
+    assert len(traffic["per_port"]) == 5
+    assert all(p["requests"] > 0 and p["failed"] == 0 for p in traffic["per_port"].values())
+    assert set(traffic["total"]["by_build"]) == {"v1", "v2"}
+
+    # the rollout: maxUnavailable 2 -> batches of at most 2, every pod done
+    assert result["rollout"]["rc"] == 0
+    report = result["rollout"]["report"]
+    assert report["result"]["upgraded"] == 5 and not report["result"]["failed"]
+    assert [b["size"] for b in report["batches"]] == [2, 2, 1]
+
+    # every pod on v2 in its working slot, the other slot empty, same UIDs
+    assert result["checks"] == {
+        "rollout_ok": True, "traffic_ran": True, "zero_failed_requests": True, "same_pod_uids": True,
+        "every_pod_v2_working_other_empty": True,
+    }
+    assert len(result["pods"]) == 5
+    for row in result["pods"]:
+        assert row["ok"], row
+        assert row["working_image"] == "meshops/mesh-sidecar:v2"
+        assert row["other_image"] == "meshops/mesh-sidecar:empty"
+        assert row["answers"].startswith("200 v2")
+
+    # make demo leaves nothing running
+    assert "nothing left running" in output
+    assert not list(cluster.glob("*.pid"))
+    for row in result["pods"]:
+        for info in (row.get("processes") or {}).values():
+            assert not _alive(info["pid"]), info
+    sidecar_ports = [int(p) for p in traffic["per_port"]]
+    for port in [api, etcd] + sidecar_ports:
+        assert not _listening(port), port
