@@ -269,7 +269,16 @@ class Demo:
         checks["rollout_ok"] = self.result.get("rollout", {}).get("rc") == 0
         checks["traffic_ran"] = bool(traffic) and traffic["total"]["requests"] > 0
         checks["zero_failed_requests"] = bool(traffic) and traffic["total"]["failed"] == 0
-        pods = [p for p in self.pods() if not p["metadata"].get("deletionTimestamp")]
+        # A readiness probe may flap on a starved machine (every probe is a new Python process): give
+        # the pods a bounded moment to be Ready again, and report how long it took.
+        t0 = time.monotonic()
+        deadline = t0 + 30
+        while True:
+            pods = [p for p in self.pods() if not p["metadata"].get("deletionTimestamp")]
+            if all(self.ready(p) for p in pods) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        self.result["waited_for_ready_s"] = round(time.monotonic() - t0, 1)
         now = {p["metadata"]["name"]: p for p in pods}
         checks["same_pod_uids"] = sorted((n, v["uid"]) for n, v in self.before.items()) == sorted(
             (n, p["metadata"]["uid"]) for n, p in now.items())

@@ -937,6 +937,8 @@ class Simulator:
                 self.dirty.add(pod.key)
         else:
             c.probe_fails += 1
+            LOG.info("%s/%s %s: readiness probe failed (%d in a row, exit %d): %s", pod.ns, pod.name, c.name,
+                     c.probe_fails, rc, output.strip()[-300:])
             self.event_c(pod, c, "Unhealthy", "Readiness probe failed: %s" % output.strip()[-300:], "Warning")
             if c.ready and c.probe_fails >= int(probe.get("failureThreshold") or 3):
                 c.ready = False
