@@ -327,8 +327,9 @@ class Demo:
         print("", flush=True)
         print("=== rollout report (%s) ===" % (self.result.get("rollout") or {}).get("report_path"))
         if rep:
-            summary = {k: v for k, v in rep.items() if not isinstance(v, (list, dict))}
-            print(json.dumps(summary, indent=1, sort_keys=True))
+            summary = rep.get("result") if isinstance(rep.get("result"), dict) else {
+                k: v for k, v in rep.items() if not isinstance(v, (list, dict))}
+            print(json.dumps(summary, sort_keys=True))
             for i, batch in enumerate(rep.get("batches") or []):
                 if isinstance(batch, dict):
                     pods = batch.get("pods") or []
