@@ -70,5 +70,5 @@ def run_guarded(module, run, *args):
 def run_k8s_module(argument_spec, run, **module_kwargs):
     """Build the module and its client, run, exit (see module docstring)."""
     module = AnsibleK8SModule(argument_spec=argument_spec, supports_check_mode=True, **module_kwargs)
-    client = run_guarded(module, lambda mod: client_from_module(mod))
+    client = run_guarded(module, client_from_module)
     finish(module, run_guarded(module, run, client))

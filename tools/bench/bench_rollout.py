@@ -163,7 +163,7 @@ def bench_ours(kube, namespace, tmp):
     sidecarset = write_yaml(os.path.join(tmp, "mosn-v2.yaml"), mosn_raw(V2))
     report_path = os.path.join(tmp, "rollout-report.json")
     before = {p["metadata"]["uid"] for p in kube.pods(namespace)}
-    wall, _, timer = playbook([
+    wall, dummy, timer = playbook([
         os.path.join(ROOT, "playbooks", "rollout.yml"),
         "-e", "rollout_sidecarset=%s" % sidecarset, "-e", "rollout_namespace=%s" % namespace,
         "-e", "rollout_max_unavailable=%s" % MAX_UNAVAILABLE, "-e", "rollout_report_path=%s" % report_path,
@@ -244,7 +244,7 @@ def bench_naive(kube, namespace, tmp):
     play = os.path.join(tmp, "naive.yml")
     with open(play, "w") as handle:
         handle.write(NAIVE_PLAY % {"namespace": namespace, "image": V2})
-    wall, proc, _ = playbook(["-i", inventory, play], kube.env, tmp, timeout=900)
+    wall, proc, dummy = playbook(["-i", inventory, play], kube.env, tmp, timeout=900)
     changed = sum(1 for line in proc.stdout.splitlines() if line.startswith("changed: ["))
     patched = sum(1 for p in kube.pods(namespace) if any(c["name"] == "mosn-1" and c["image"] == V2 for c in p["spec"]["containers"]))
     return {
