@@ -76,6 +76,8 @@ def test_make_demo_rollout_without_failed_requests(tmp_path):
         env.pop(key, None)
     env.update(
         DEMO_CLUSTER_DIR=str(cluster), DEMO_OUT=str(out), DEMO_BASE_PORT=str(base),
+        # down.sh in the finally below reads MESHOPS_CLUSTER_DIR: without it, it would stop the test cluster
+        MESHOPS_CLUSTER_DIR=str(cluster),
         MESHOPS_APISERVER_PORT=str(api), MESHOPS_ETCD_PORT=str(etcd), MESHOPS_ETCD_PEER_PORT=str(peer),
         MESHOPS_KCM_PORT=str(kcm),
     )
