@@ -37,6 +37,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from modrun import ANSIBLE_PLAYBOOK, ansible_env  # noqa: E402  pylint: disable=wrong-import-position
 from workloads import create_injected_deployment, mosn_raw, write_yaml  # noqa: E402  pylint: disable=wrong-import-position
 
+sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
+from bench_upgrade import Kube as BenchKube  # noqa: E402  pylint: disable=wrong-import-position
+
 PODS = int(os.environ.get("BENCH_ROLLOUT_PODS", "1000"))
 NAIVE_PODS = int(os.environ.get("BENCH_NAIVE_PODS", "100"))
 DEPLOYMENTS = max(1, min(int(os.environ.get("BENCH_ROLLOUT_DEPLOYMENTS", "4")), PODS))
@@ -102,19 +105,8 @@ class CallbackModule(CallbackBase):
 '''
 
 
-class Kube:
-    """Just what the workload helpers need."""
-
-    def __init__(self, kubeconfig):
-        from kubernetes import client, config  # pylint: disable=import-outside-toplevel
-        import urllib3  # pylint: disable=import-outside-toplevel
-        urllib3.disable_warnings()
-        cfg = client.Configuration()
-        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-        self.api_client = client.ApiClient(cfg)
-        self.core = client.CoreV1Api(self.api_client)
-        self.apps = client.AppsV1Api(self.api_client)
-        self.env = {"KUBECONFIG": kubeconfig, "K8S_AUTH_KUBECONFIG": kubeconfig}
+class Kube(BenchKube):
+    """The benchmark's cluster handle (bench_upgrade's), plus a cheap raw pod list."""
 
     def pods(self, namespace):
         """Live pods as plain dicts (raw JSON: much cheaper than the client's models for 1,000 pods)."""
