@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workloads import create_injected_deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_BIN = Path(sys.executable).parent
@@ -52,34 +53,10 @@ def write_yaml(path, doc):
     return str(path)
 
 
-def loaded(doc):
-    # pylint: disable=import-outside-toplevel
-    from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets
-
-    return load_sidecarsets([doc])
-
-
 def make_app(kube, namespace, name, replicas, sidecarset, label="mesh", app_image="app:1"):
     """Create a Deployment whose pod template is injected with ``sidecarset`` (a dict)."""
-    # pylint: disable=import-outside-toplevel
-    from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest
-
-    doc = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name, label: "on"}},
-                "spec": {"containers": [{"name": "app", "image": app_image}], "terminationGracePeriodSeconds": 0},
-            },
-        },
-    }
-    new, status, reason = inject_manifest(doc, loaded(sidecarset))
-    assert status == "injected", reason
-    kube.apps.create_namespaced_deployment(namespace, new)
+    create_injected_deployment(kube, sidecarset, name, namespace, replicas, labels={label: "on"}, app_image=app_image,
+                               container="app", grace_period=0)
 
 
 def pods_of(kube, namespace, label_selector=None):

@@ -36,7 +36,8 @@ def write_yaml(path, data):
     return str(path)
 
 
-def deployment(name, namespace, replicas, labels=None, app_image="nginx:1.20", annotations=None):
+def deployment(name, namespace, replicas, labels=None, app_image="nginx:1.20", annotations=None, container=None, grace_period=1):
+    """A Deployment whose pods carry ``labels`` (default: the MOSN injection label) and ``app: <name>``."""
     labels = dict(labels or {"mesh.apsara-edge.com/mosn-injected": "true"})
     labels["app"] = name
     return {
@@ -48,7 +49,7 @@ def deployment(name, namespace, replicas, labels=None, app_image="nginx:1.20", a
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": labels, "annotations": dict(annotations or {})},
-                "spec": {"containers": [{"name": name, "image": app_image}], "terminationGracePeriodSeconds": 1},
+                "spec": {"containers": [{"name": container or name, "image": app_image}], "terminationGracePeriodSeconds": grace_period},
             },
         },
     }
