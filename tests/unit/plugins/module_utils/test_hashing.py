@@ -139,3 +139,38 @@ def test_unknown_keys_do_not_reach_the_hash():
 ])
 def test_canonical_quantity(raw, expected):
     assert hashing.canonical_quantity(raw) == expected
+
+
+# Test vectors from OpenKruise's own unit tests (pkg/control/sidecarcontrol/hash_test.go, current master):
+# the SidecarSets there are not defaulted, so the spec is hashed exactly as given.
+KRUISE_CONTAINER = {"name": "container1", "image": "test-image"}
+KRUISE_ALWAYS_INIT = dict(KRUISE_CONTAINER, restartPolicy="Always")
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ({"containers": [KRUISE_CONTAINER]},
+     "w26c4x8fz245642fdv499b464248f974xddx4x55z5dw55bc6x66464fxz77dc78"),
+    ({"containers": [KRUISE_CONTAINER], "initContainers": [KRUISE_CONTAINER]},
+     "w26c4x8fz245642fdv499b464248f974xddx4x55z5dw55bc6x66464fxz77dc78"),
+    ({"containers": [KRUISE_CONTAINER], "initContainers": [KRUISE_ALWAYS_INIT]},
+     "4xwx4d4844vd4v9x79wb4xbxf4xb29475cc4446v8cz2c2f2f5c5bw448vd42z8w"),
+], ids=["containers", "plain-init-containers-ignored", "native-sidecar-init-containers"])
+def test_hash_equals_kruise_test_vectors(spec, expected):
+    assert hashing.compute_hash(spec) == expected
+    changed = copy.deepcopy(spec)
+    changed["containers"][0]["image"] = "new-image"
+    assert hashing.compute_hash(changed) != expected
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ({"containers": [KRUISE_CONTAINER], "initContainers": [KRUISE_CONTAINER]},
+     "8wzddb4dvv9c6x8zdc77z4z75987424f457dfv6724ddw6zbdx467wz5x24fc759"),
+    ({"containers": [KRUISE_CONTAINER], "initContainers": [KRUISE_ALWAYS_INIT]},
+     "5725fw8bwbx249bw57v5892c847dzf48bww9zb7c86xb95264fdz26654847b2c8"),
+], ids=["plain-init-containers", "native-sidecar-init-containers"])
+def test_hash_without_image_equals_kruise_test_vectors(spec, expected):
+    assert hashing.compute_hash_without_image(spec) == expected
+    changed = copy.deepcopy(spec)
+    for key in ("containers", "initContainers"):
+        changed[key][0]["image"] = "new-image"
+    assert hashing.compute_hash_without_image(changed) == expected
