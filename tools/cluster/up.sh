@@ -217,7 +217,7 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --service-account-key-file="$STATE/sa.key" --service-account-signing-key-file="$STATE/sa.key" \
   --service-account-issuer=https://kubernetes.default.svc \
   --service-cluster-ip-range=10.96.0.0/24 \
-  --allow-privileged=true --profiling=false --event-ttl=30m
+  --allow-privileged=true --profiling=false --event-ttl=30m ${MESHOPS_APISERVER_ARGS:-}
 api_ok() { [ "$(api_get /readyz)" = "ok" ]; }
 wait_for kube-apiserver 90 api_ok
 

@@ -287,6 +287,7 @@ class Simulator:
         self.pod_group = {}  # key -> (group, node)
         self.events_q = queue.Queue()
         self.timers = []
+        self.tick = None  # while run_timers runs: the time it runs the due timers of
         self.seq = itertools.count()
         self.dirty = set()
         self.stop_event = threading.Event()
@@ -450,16 +451,29 @@ class Simulator:
 
     # ----------------------------------------------------------------- timers
     def after(self, delay, fn, *args):
-        heapq.heappush(self.timers, (time.monotonic() + max(0.0, delay or 0.0), next(self.seq), fn, args))
+        """Run ``fn(*args)`` in the main loop after ``delay`` seconds.
 
-    def run_timers(self):
-        now = time.monotonic()
-        while self.timers and self.timers[0][0] <= now:
-            fn, args = heapq.heappop(self.timers)[2:]
-            try:
-                fn(*args)
-            except Exception:  # pylint: disable=broad-except
-                LOG.exception("timer %s failed", getattr(fn, "__name__", fn))
+        A zero delay scheduled while the due timers run is due in the same pass: a chain of zero-delay steps
+        (created -> postStart done -> running -> ready) completes before the next status flush, so the pod's
+        status is written once with the end state, as a kubelet's status manager would report it.
+        """
+        delay = max(0.0, delay or 0.0)
+        when = self.tick if (delay == 0.0 and self.tick is not None) else time.monotonic() + delay
+        heapq.heappush(self.timers, (when, next(self.seq), fn, args))
+
+    def run_timers(self, limit=100000):
+        now = self.tick = time.monotonic()
+        try:
+            ran = 0
+            while self.timers and self.timers[0][0] <= now and ran < limit:
+                fn, args = heapq.heappop(self.timers)[2:]
+                ran += 1
+                try:
+                    fn(*args)
+                except Exception:  # pylint: disable=broad-except
+                    LOG.exception("timer %s failed", getattr(fn, "__name__", fn))
+        finally:
+            self.tick = None
 
     def valid(self, pod, c=None, gen=None):
         if self.pods.get(pod.key) is not pod:
