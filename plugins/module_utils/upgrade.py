@@ -97,6 +97,8 @@ class PodProgress:
         self.name = meta.get("name")
         self.namespace = meta.get("namespace")
         self.node = (pod.get("spec") or {}).get("nodeName")
+        self.pod_ip = (pod.get("status") or {}).get("podIP")
+        self.host_ip = (pod.get("status") or {}).get("hostIP")
         self.before = sidecar_snapshot(pod, sidecarset)
         self.after = self.before
         self.previous_annotations = dict(pod_annotations(pod))
@@ -140,6 +142,8 @@ class PodProgress:
             "name": self.name,
             "namespace": self.namespace,
             "node": self.node,
+            "pod_ip": self.pod_ip,
+            "host_ip": self.host_ip,
             "working_before": self.before["working"],
             "working_after": self.after["working"],
             "images_before": self.before["images"],

@@ -157,6 +157,12 @@ pods:
     node:
       description: Node the pod runs on.
       type: str
+    pod_ip:
+      description: The pod's IP address (C(status.podIP)), for per-pod health checks.
+      type: str
+    host_ip:
+      description: The IP address of the pod's node (C(status.hostIP)).
+      type: str
     working_before:
       description: Working twin of each HotUpgrade sidecar before the run, for example C(mosn=mosn-1).
       type: dict
@@ -197,6 +203,8 @@ pods:
     - name: test-app-5d9c7b-abcde
       namespace: default
       node: sim-node-0
+      pod_ip: 10.100.0.12
+      host_ip: 10.240.0.10
       working_before: {mosn: mosn-1}
       working_after: {mosn: mosn-2}
       images: {mosn-1: "openkruise/hotupgrade-sample:empty", mosn-2: "tinyqian/mosn:v2"}
