@@ -63,8 +63,13 @@ def kube_client(configuration, headers=None, dry_run=False, pool_size=32):
     return KubeClient(api, dry_run=dry_run)
 
 
-def client_from_module(module, pool_size=32):
-    """Return a ``KubeClient`` for an ``AnsibleK8SModule`` (dry-run in check mode)."""
+def client_from_module(module, pool_size=None):
+    """Return a ``KubeClient`` for an ``AnsibleK8SModule`` (dry-run in check mode).
+
+    The connection pool holds the module's ``concurrency`` writers plus the watches (default 32 + 4).
+    """
+    if pool_size is None:
+        pool_size = int(module.params.get("concurrency") or 32) + 4
     k8s = get_api_client(module=module)
     headers = dict(getattr(getattr(k8s.client, "client", None), "default_headers", {}) or {})
     headers.pop("User-Agent", None)

@@ -78,9 +78,9 @@ options:
     type: bool
     default: false
   concurrency:
-    description: How many pod writes run at the same time.
+    description: How many pod writes run at the same time (the client keeps this many connections open, plus 4).
     type: int
-    default: 16
+    default: 32
   version:
     description:
       - The version (C(SIDECARSET_VERSION)) written for the new twins. Defaults to one more than the highest
@@ -250,7 +250,7 @@ def argument_spec():
         timeout=dict(type="int", default=300, aliases=["wait_timeout"]),
         rollback=dict(type="bool", default=False),
         poll=dict(type="float", default=2.0),
-        concurrency=dict(type="int", default=16),
+        concurrency=dict(type="int", default=32),
         version=dict(type="int"),
         fail_on_pod_failure=dict(type="bool", default=True),
     )
@@ -303,7 +303,9 @@ def run(module, client):
                 rollback=params["rollback"], check_mode=module.check_mode, concurrency=params["concurrency"],
                 version=version, poll=params["poll"],
             ))
-        if len(batches) == 1:
+        if not batches:
+            states = []  # an empty pods list: nothing to do
+        elif len(batches) == 1:
             states = batches[0].run()
         else:
             with ThreadPoolExecutor(max_workers=len(batches)) as pool:

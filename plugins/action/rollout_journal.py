@@ -1,0 +1,130 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) meshops.sidecarset contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rollout role's bookkeeping on the controller (documented in plugins/modules/rollout_journal.py).
+
+A thin adapter: arguments in, ``module_utils.rollout_journal`` (pure functions + the journal file), result out.
+It runs no module, so the per-pod records of a batch are handled as Python objects in the worker process
+instead of being templated through Ansible variables.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import tempfile
+import time
+
+from ansible import constants as C
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils.rollout_journal import (
+    append_batch,
+    batch_entry,
+    batch_line,
+    batch_records,
+    read_journal,
+    rollout_summary,
+    stop_reason,
+    write_report,
+)
+
+STEPS = ("start", "batch", "finish")
+
+
+def _pods_of(value, option):
+    """The per-pod results from a registered ``sidecar_upgrade`` result (looped or not) or a plain list."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, dict):
+        if "results" in value:
+            return [pod for item in value["results"] or [] for pod in (item.get("pods") or [])]
+        return list(value.get("pods") or [])
+    if isinstance(value, list):
+        return list(value)
+    raise AnsibleActionFail("%s: expected a registered sidecar_upgrade result or a list of pods, got %s" % (option, type(value).__name__))
+
+
+def _pod_key(pod):
+    if isinstance(pod, dict):
+        return "%s/%s" % (pod.get("namespace"), pod.get("name"))
+    return str(pod)
+
+
+class ActionModule(ActionBase):
+    """start: a new journal; batch: record one batch, decide whether to stop; finish: summary and report."""
+
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+
+    def _require(self, args, *names):
+        missing = [name for name in names if args.get(name) in (None, "")]
+        if missing:
+            raise AnsibleActionFail("rollout_journal step=%s: missing %s" % (args.get("step"), ", ".join(missing)))
+
+    def _start(self, args):
+        directory = C.DEFAULT_LOCAL_TMP if os.path.isdir(C.DEFAULT_LOCAL_TMP) else None
+        fd, path = tempfile.mkstemp(prefix="meshops-rollout-", suffix=".jsonl", dir=directory)
+        os.close(fd)
+        return {"journal": path, "started": time.time()}
+
+    def _batch(self, args):
+        self._require(args, "journal", "pods")
+        journal = args["journal"]
+        batches, dummy = read_journal(journal)
+        index = len(batches) + 1
+        cluster = str(args.get("cluster") or "default")
+        records = batch_records(_pods_of(args.get("upgrade"), "upgrade"), _pods_of(args.get("reset"), "reset"),
+                                args.get("gate_failed") or [], cluster, index)
+        ended = time.time()
+        started = float(args.get("started") or ended)
+        entry = batch_entry(records, index, cluster, str(args.get("kind") or "batch"), args.get("max_unavailable") or 0,
+                            [_pod_key(p) for p in args["pods"]], started, ended)
+        stopped, failed = stop_reason(entry, args.get("max_fail_percentage") or 0, bool(args.get("canary_stop")))
+        append_batch(journal, entry, records)
+        position = int(args.get("position") or index)
+        total = int(args.get("total") or position)
+        return {
+            "batch": dict((k, v) for k, v in entry.items() if k != "pods"),
+            "stopped": stopped,
+            "rollout_failed": failed,
+            "failed_pods": [r["pod"] for r in records if r.get("failed")],
+            "msg": batch_line(entry, records, position, total),
+        }
+
+    def _finish(self, args, check_mode):
+        self._require(args, "journal")
+        batches, pods = read_journal(args["journal"])
+        plans = args.get("plans") or []
+        started = float(args.get("started") or time.time())
+        summary = rollout_summary(plans, batches, pods, args.get("stopped") or "", args.get("failed"), time.time() - started)
+        report_path = args.get("report_path") or ""
+        written = False
+        if report_path and not check_mode:
+            write_report(report_path, {"result": summary, "plans": plans, "batches": batches, "pods": pods})
+            written = True
+        if not args.get("keep_journal") and os.path.exists(args["journal"]):
+            os.unlink(args["journal"])
+        return {"rollout_result": summary, "report_path": report_path if written else ""}
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        step = args.get("step")
+        if step not in STEPS:
+            raise AnsibleActionFail("rollout_journal: step must be one of %s, got %r" % (", ".join(STEPS), step))
+        try:
+            if step == "start":
+                result.update(self._start(args))
+            elif step == "batch":
+                result.update(self._batch(args))
+            else:
+                result.update(self._finish(args, self._task.check_mode))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise AnsibleActionFail("rollout_journal step=%s: %s" % (step, exc))
+        # Bookkeeping of the run, not managed state: never a change.
+        result["changed"] = False
+        return result
