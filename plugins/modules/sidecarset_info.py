@@ -40,6 +40,12 @@ options:
   partition:
     description: Overrides C(spec.updateStrategy.partition) for the plan (an int or a percent).
     type: raw
+  pod_details:
+    description:
+      - Return RV(pods), one entry per matching pod. With V(false) RV(pods) is empty and only the counters and
+        the plan are returned, which keeps the result small for thousands of pods (the rollout role plans this way).
+    type: bool
+    default: true
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -85,7 +91,7 @@ status:
   type: dict
   sample: {matchedPods: 3, updatedPods: 1, readyPods: 2, updatedReadyPods: 1}
 pods:
-  description: One entry per pod the SidecarSet selects.
+  description: One entry per pod the SidecarSet selects (empty with O(pod_details=false)).
   returned: always
   type: list
   elements: dict
@@ -189,6 +195,7 @@ def argument_spec():
         label_selector=dict(type="str"),
         max_unavailable=dict(type="raw"),
         partition=dict(type="raw"),
+        pod_details=dict(type="bool", default=True),
     )
 
 
@@ -206,7 +213,7 @@ def run(module, client):
     pods = list_sidecarset_pods(client, sidecarset, params["namespace"], params["label_selector"])
     pods.sort(key=lambda p: (p["metadata"].get("namespace"), p["metadata"]["name"]))
     reports = []
-    for pod in pods:
+    for pod in pods if params["pod_details"] else []:
         report = pod_report(pod, sidecarset)
         report["owner"] = owner_of(pod)
         report["labels"] = dict(pod["metadata"].get("labels") or {})
