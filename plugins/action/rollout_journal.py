@@ -74,25 +74,37 @@ class ActionModule(ActionBase):
         self._require(args, "journal", "pods")
         journal = args["journal"]
         batches, dummy = read_journal(journal)
-        index = len(batches) + 1
         cluster = str(args.get("cluster") or "default")
-        records = batch_records(_pods_of(args.get("upgrade"), "upgrade"), _pods_of(args.get("reset"), "reset"),
-                                args.get("gate_failed") or [], cluster, index)
-        ended = time.time()
-        started = float(args.get("started") or ended)
-        entry = batch_entry(records, index, cluster, str(args.get("kind") or "batch"), args.get("max_unavailable") or 0,
-                            [_pod_key(p) for p in args["pods"]], started, ended)
-        stopped, failed = stop_reason(entry, args.get("max_fail_percentage") or 0, bool(args.get("canary_stop")))
-        append_batch(journal, entry, records)
-        position = int(args.get("position") or index)
-        total = int(args.get("total") or position)
-        return {
-            "batch": dict((k, v) for k, v in entry.items() if k != "pods"),
-            "stopped": stopped,
-            "rollout_failed": failed,
-            "failed_pods": [r["pod"] for r in records if r.get("failed")],
-            "msg": batch_line(entry, records, position, total),
-        }
+        call_batches = args.get("batches") or [args["pods"]]
+        upgrade = args.get("upgrade")
+        upgraded = _pods_of(upgrade, "upgrade")
+        ran = (upgrade.get("batches") if isinstance(upgrade, dict) else None) or []
+        now = time.time()
+        if len(call_batches) > 1:
+            # one invocation ran several batches: split its pods by their batch, time each batch as the module did
+            parts = [([p for p in upgraded if p.get("batch") == item["index"]], call_batches[item["index"] - 1],
+                      item.get("started", now), item.get("ended", now)) for item in ran]
+        else:
+            parts = [(upgraded, call_batches[0], float(args.get("started") or now), now)]
+        position = int(args.get("position") or len(batches) + 1)
+        total = int(args.get("total") or position + len(call_batches) - 1)
+        result = {"stopped": "", "rollout_failed": False, "failed_pods": [], "msgs": [], "batch": {}}
+        for offset, (pods, batch_pods, started, ended) in enumerate(parts):
+            index = len(batches) + 1 + offset
+            records = batch_records(pods, _pods_of(args.get("reset"), "reset") if len(parts) == 1 else [],
+                                    args.get("gate_failed") or [], cluster, index)
+            entry = batch_entry(records, index, cluster, str(args.get("kind") or "batch"), args.get("max_unavailable") or 0,
+                                [_pod_key(p) for p in batch_pods], started, ended)
+            append_batch(journal, entry, records)
+            result["batch"] = dict((k, v) for k, v in entry.items() if k != "pods")
+            result["failed_pods"].extend(r["pod"] for r in records if r.get("failed"))
+            result["msgs"].append(batch_line(entry, records, position + offset, total))
+            stopped, failed = stop_reason(entry, args.get("max_fail_percentage") or 0, bool(args.get("canary_stop")))
+            if stopped:
+                result.update(stopped=stopped, rollout_failed=failed)
+                break
+        result["msg"] = "\n".join(result["msgs"])
+        return result
 
     def _finish(self, args, check_mode):
         self._require(args, "journal")

@@ -113,6 +113,7 @@ class PodProgress:
         self.busy = False
         self.evaluated = None
         self.recheck = False
+        self.batch = None
 
     def mark(self, label, when):
         self.marks.setdefault(label, when)
@@ -155,6 +156,7 @@ class PodProgress:
             "changed": self.changed,
             "failed": self.failed,
             "reason": self.reason,
+            "batch": self.batch,
         }
 
 

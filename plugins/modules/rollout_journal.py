@@ -39,6 +39,12 @@ options:
     description: The pods of the batch, dicts with C(name) and C(namespace) (or C(namespace/name) strings). O(step=batch).
     type: list
     elements: raw
+  batches:
+    description:
+      - When one M(meshops.sidecarset.sidecar_upgrade) invocation ran several batches (its C(batches) option),
+        those batches, in order; each is recorded as a batch of its own, timed as the module reports it. O(step=batch).
+    type: list
+    elements: list
   upgrade:
     description:
       - The registered result of the batch's M(meshops.sidecarset.sidecar_upgrade) task (looped over namespaces
@@ -149,7 +155,7 @@ started:
   returned: step=start
   type: float
 batch:
-  description: The batch entry (index, cluster, kind, max_unavailable, size, started, ended, seconds, failed, phases).
+  description: The (last) batch entry (index, cluster, kind, max_unavailable, size, started, ended, seconds, failed, phases).
   returned: step=batch
   type: dict
   sample: {index: 1, cluster: default, kind: canary, max_unavailable: 8, size: 2, seconds: 1.4, failed: 0, phases: {done: 2}}
@@ -166,11 +172,16 @@ failed_pods:
   returned: step=batch
   type: list
   elements: str
+msgs:
+  description: The progress line of each batch recorded.
+  returned: step=batch
+  type: list
+  elements: str
+  sample: ["[default] batch 1/5 (canary, 2 pods): done=2 in 1.4 s"]
 msg:
-  description: The progress line of the batch.
+  description: The same lines, one string.
   returned: step=batch
   type: str
-  sample: "[default] batch 1/5 (canary, 2 pods): done=2 in 1.4 s"
 rollout_result:
   description: Counts over the run (sidecarset, stopped, failed, seconds, clusters, matched, batches, upgraded,
     unchanged, failed_pods, rolled_back, partitioned, not_upgradable, phases).

@@ -48,6 +48,21 @@ options:
         selector) is upgraded.
     type: list
     elements: raw
+  batches:
+    description:
+      - Several batches in one invocation, each a list of pods in the forms of O(pods). They run one after
+        another - a batch starts only when every pod of the previous one is done, failed or timed out - so at
+        most one batch is unavailable at a time, as with one invocation per batch, without paying the start of
+        a module and of its watches for every batch.
+      - After a batch whose failed pods exceed O(max_fail_percentage) of the batch, the remaining batches are not
+        started (RV(stopped) says why).
+      - Mutually exclusive with O(pods).
+    type: list
+    elements: list
+  max_fail_percentage:
+    description: With O(batches), failed pods tolerated per batch, in percent of the batch, before the remaining batches are skipped.
+    type: int
+    default: 0
   label_selector:
     description: Label selector for the pods, in the API's string form (C(app=web,tier!=db)). Defaults to the SidecarSet's C(spec.selector).
     type: str
@@ -63,7 +78,7 @@ options:
     type: bool
     default: true
   timeout:
-    description: Seconds to wait for the whole batch before pods still in flight are reported failed.
+    description: Seconds to wait for the whole batch (for each batch of O(batches)) before pods still in flight are reported failed.
     type: int
     default: 300
     aliases: [wait_timeout]
@@ -133,6 +148,17 @@ EXAMPLES = r"""
     pods: "{{ upgraded.pods | map(attribute='name') | list }}"
     phase: reset
 
+- name: Three batches of two pods in one invocation, one batch after another; stop after a batch with a failure
+  meshops.sidecarset.sidecar_upgrade:
+    sidecarset: examples/sidecarsets/mosn.yaml
+    namespace: default
+    batches:
+      - [web-0, web-1]
+      - [web-2, web-3]
+      - [web-4, shop/cart-0]
+    max_fail_percentage: 0
+  register: waves
+
 - name: With the credentials of an AWX Kubernetes credential (K8S_AUTH_* environment) and rollback
   meshops.sidecarset.sidecar_upgrade:
     sidecarset: sidecarsets/envoy.yaml
@@ -199,6 +225,9 @@ pods:
     reason:
       description: Why a pod failed or was refused, or what is left to do.
       type: str
+    batch:
+      description: With O(batches), the index of the pod's batch (1-based).
+      type: int
   sample:
     - name: test-app-5d9c7b-abcde
       namespace: default
@@ -214,6 +243,37 @@ pods:
       changed: true
       failed: false
       reason: ""
+batches:
+  description: With O(batches), one entry per batch that ran.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    index:
+      description: Position of the batch in O(batches) (1-based).
+      type: int
+    pods:
+      description: The batch's pods as C(NAMESPACE/NAME).
+      type: list
+      elements: str
+    started:
+      description: When the batch started (seconds since the epoch).
+      type: float
+    ended:
+      description: When its last pod finished (seconds since the epoch).
+      type: float
+    seconds:
+      description: How long the batch took.
+      type: float
+    summary:
+      description: Counts over the batch, as RV(summary).
+      type: dict
+  sample: [{index: 1, pods: [default/web-0, default/web-1], started: 1764621000.5, ended: 1764621001.9, seconds: 1.4,
+            summary: {total: 2, changed: 2, done: 2, failed: 0, phases: {done: 2}}}]
+stopped:
+  description: Why the remaining batches of O(batches) were not started, or an empty string.
+  returned: always
+  type: str
 summary:
   description: Counts over the batch.
   returned: always
@@ -230,6 +290,7 @@ api_requests:
   sample: {total: 7, list: 1, watch: 1, patch: 4}
 """
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import PodWatch
@@ -244,6 +305,8 @@ def argument_spec():
         sidecarset=dict(type="raw", required=True),
         namespace=dict(type="str"),
         pods=dict(type="list", elements="raw"),
+        batches=dict(type="list", elements="list"),
+        max_fail_percentage=dict(type="int", default=0),
         label_selector=dict(type="str"),
         phase=dict(type="str", choices=["upgrade", "reset", "all"], default="all"),
         wait=dict(type="bool", default=True),
@@ -274,42 +337,85 @@ def pods_by_namespace(pods, namespace):
     return grouped
 
 
+def requested_batches(params):
+    """The batches to run, each ``{namespace: [names] or None}`` (None: every matching pod of the namespace)."""
+    if params["batches"] is not None:
+        if params["pods"] is not None:
+            raise ValueError("pods and batches are mutually exclusive")
+        for index, batch in enumerate(params["batches"]):
+            if not isinstance(batch, list):
+                raise ValueError("batches[%d]: expected a list of pods, got %r" % (index, batch))
+        return [pods_by_namespace(batch, params["namespace"]) for batch in params["batches"]]
+    if params["pods"] is not None:
+        return [pods_by_namespace(params["pods"], params["namespace"])]
+    if params["namespace"]:
+        return [{params["namespace"]: None}]
+    raise ValueError("set namespace, or list the pods as NAMESPACE/NAME")
+
+
+def over_fail_limit(states, max_fail_percentage):
+    """True when the failed pods of a batch exceed ``max_fail_percentage`` percent of it."""
+    failed = sum(1 for state in states if state.failed)
+    return failed > 0 and failed * 100 > int(max_fail_percentage) * len(states)
+
+
+def run_one_batch(module, client, watches, sidecarset, grouped, version):
+    """Upgrade one batch (its namespaces concurrently, each on its own watch); return the ``PodProgress`` list."""
+    params = module.params
+    runs = []
+    for namespace, names in grouped.items():
+        watch = watches[namespace]
+        runs.append(BatchUpgrade(
+            client, watch, sidecarset, names if names is not None else sorted(watch.pods),
+            phase=params["phase"], wait=params["wait"] and not module.check_mode, timeout=params["timeout"],
+            rollback=params["rollback"], check_mode=module.check_mode, concurrency=params["concurrency"],
+            version=version, poll=params["poll"],
+        ))
+    if not runs:
+        return []  # an empty pods list: nothing to do
+    if len(runs) == 1:
+        return runs[0].run()
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        return [state for result in pool.map(lambda b: b.run(), runs) for state in result]
+
+
 def run(module, client):
-    """Select the pods, run the batch (one watch per namespace, concurrently), build the result."""
+    """Select the pods, run the batches one after another (one watch per namespace for all), build the result."""
     params = module.params
     sidecarset = load_one_sidecarset(params["sidecarset"])
     selector = params["label_selector"]
     if selector is None:
         selector = selector_to_string((sidecarset.get("spec") or {}).get("selector"))
-    if params["pods"] is not None:
-        grouped = pods_by_namespace(params["pods"], params["namespace"])
-    elif params["namespace"]:
-        grouped = {params["namespace"]: None}
-    else:
-        raise ValueError("set namespace, or list the pods as NAMESPACE/NAME")
+    requested = requested_batches(params)
+    multi = params["batches"] is not None
     watches = {}
+    states, batch_entries, stopped = [], [], ""
     try:
-        for namespace in grouped:
-            watches[namespace] = PodWatch(client, namespace, selector).start()
+        for grouped in requested:
+            for namespace in grouped:
+                if namespace not in watches:
+                    watches[namespace] = PodWatch(client, namespace, selector).start()
         version = params["version"]
         if version is None:
             version = batch_version([p for w in watches.values() for p in w.pods.values()])
-        batches = []
-        for namespace, names in grouped.items():
-            watch = watches[namespace]
-            batches.append(BatchUpgrade(
-                client, watch, sidecarset, names if names is not None else sorted(watch.pods),
-                phase=params["phase"], wait=params["wait"] and not module.check_mode, timeout=params["timeout"],
-                rollback=params["rollback"], check_mode=module.check_mode, concurrency=params["concurrency"],
-                version=version, poll=params["poll"],
-            ))
-        if not batches:
-            states = []  # an empty pods list: nothing to do
-        elif len(batches) == 1:
-            states = batches[0].run()
-        else:
-            with ThreadPoolExecutor(max_workers=len(batches)) as pool:
-                states = [state for result in pool.map(lambda b: b.run(), batches) for state in result]
+        for index, grouped in enumerate(requested, 1):
+            started = time.time()
+            batch_states = run_one_batch(module, client, watches, sidecarset, grouped, version)
+            for state in batch_states:
+                state.batch = index if multi else None
+            states.extend(batch_states)
+            ended = time.time()
+            batch_entries.append({
+                "index": index,
+                "pods": ["%s/%s" % (state.namespace, state.name) for state in batch_states],
+                "started": round(started, 3), "ended": round(ended, 3), "seconds": round(ended - started, 3),
+                "summary": summarize(batch_states),
+            })
+            if multi and index < len(requested) and over_fail_limit(batch_states, params["max_fail_percentage"]):
+                stopped = "batch %d: %d of %d pods failed (max_fail_percentage %d%%); %d later batches not started" % (
+                    index, sum(1 for state in batch_states if state.failed), len(batch_states),
+                    params["max_fail_percentage"], len(requested) - index)
+                break
     finally:
         for watch in watches.values():
             watch.stop()
@@ -320,6 +426,8 @@ def run(module, client):
         changed=any(state.changed for state in states),
         pods=pods,
         summary=summarize(states),
+        batches=batch_entries if multi else [],
+        stopped=stopped,
         version=version,
         api_requests=requests,
     )

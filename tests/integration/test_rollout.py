@@ -194,7 +194,11 @@ class ReadinessWatch:
 
 
 @pytest.mark.slow
-def test_rollout_30_pods_3_zones_canary_partition(nodesim, namespace, tmp_path):
+@pytest.mark.parametrize("per_call", [1, 0], ids=["one-call-per-batch", "batches-grouped"])
+def test_rollout_30_pods_3_zones_canary_partition(nodesim, namespace, tmp_path, per_call):
+    """30 pods, 3 zones, 25%, partition 3, canary 2 with a pause; with one sidecar_upgrade call per batch, and with
+    the batches after the canary grouped into one call (rollout_batches_per_call=0): the same batches, one after
+    another, never more than maxUnavailable pods unavailable."""
     kube = nodesim
     v1 = sidecarset_doc("mesh/proxy:v1", max_unavailable="25%", partition=3)
     for app in ("alpha", "beta", "gamma"):
@@ -207,7 +211,7 @@ def test_rollout_30_pods_3_zones_canary_partition(nodesim, namespace, tmp_path):
     report = tmp_path / "report.json"
     variables = {
         "rollout_sidecarset": v2, "rollout_namespace": namespace, "rollout_canary": 2,
-        "rollout_canary_pause_seconds": 2, "rollout_report_path": str(report),
+        "rollout_canary_pause_seconds": 2, "rollout_report_path": str(report), "rollout_batches_per_call": per_call,
     }
     with ReadinessWatch(kube, namespace) as watch:
         proc = run_playbook(kube, PLAYBOOKS / "rollout.yml", variables)
@@ -253,6 +257,10 @@ def test_rollout_30_pods_3_zones_canary_partition(nodesim, namespace, tmp_path):
     assert stats["upgraded"] == 27 and stats["failed"] == 0 and stats["partitioned"] == 3
     assert stats["batches"] == 5 and stats["matched"] == 30 and stats["stopped"] == ""
     assert any("batch 1/5 (canary, 2 pods): done=2" in m for m in task_messages(proc, "Report the batch"))
+    lines = task_messages(proc, "Report the batch")
+    assert len(lines) == 5 and all("batch %d/5" % (i + 1) in line for i, line in enumerate(lines)), lines
+    # one sidecar_upgrade invocation per batch, or the canary alone and the other four batches in one
+    assert proc.stdout.count("TASK [meshops.sidecarset.rollout : Upgrade the batch") == (5 if per_call == 1 else 2)
 
     # re-running changes nothing
     again = run_playbook(kube, PLAYBOOKS / "rollout.yml", variables)
