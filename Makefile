@@ -51,8 +51,10 @@ test: setup
 	@if [ -x tools/molecule.sh ]; then tools/molecule.sh; fi
 	$(PY) -m pytest -p no:cacheprovider -q -rs tests/unit tests/integration
 
-bench: setup
-	tools/bench/run.sh
+# JSON lines on stdout only: setup and the benchmarks' progress go to stderr.
+bench:
+	@tools/setup.sh >&2
+	@tools/bench/run.sh
 
 demo: setup
 	tools/demo.sh

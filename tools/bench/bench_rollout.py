@@ -39,6 +39,7 @@ from workloads import create_injected_deployment, mosn_raw, write_yaml  # noqa: 
 
 sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
 from bench_upgrade import Kube as BenchKube  # noqa: E402  pylint: disable=wrong-import-position
+from benchenv import stamp  # noqa: E402  pylint: disable=wrong-import-position
 
 PODS = int(os.environ.get("BENCH_ROLLOUT_PODS", "1000"))
 NAIVE_PODS = int(os.environ.get("BENCH_NAIVE_PODS", "100"))
@@ -151,15 +152,16 @@ def images(pod):
     return [c["image"] for c in pod["spec"]["containers"] if c["name"].startswith("mosn")]
 
 
-def bench_ours(kube, namespace, tmp):
-    sidecarset = write_yaml(os.path.join(tmp, "mosn-v2.yaml"), mosn_raw(V2))
-    report_path = os.path.join(tmp, "rollout-report.json")
+def bench_ours(kube, namespace, tmp, per_call, old, new):
+    """One rollout of every pod of ``namespace`` from ``old`` to ``new`` with ``rollout_batches_per_call``."""
+    sidecarset = write_yaml(os.path.join(tmp, "mosn-%s.yaml" % new.rsplit(":", 1)[1]), mosn_raw(new))
+    report_path = os.path.join(tmp, "rollout-report-%d.json" % per_call)
     before = {p["metadata"]["uid"] for p in kube.pods(namespace)}
     wall, dummy, timer = playbook([
         os.path.join(ROOT, "playbooks", "rollout.yml"),
         "-e", "rollout_sidecarset=%s" % sidecarset, "-e", "rollout_namespace=%s" % namespace,
         "-e", "rollout_max_unavailable=%s" % MAX_UNAVAILABLE, "-e", "rollout_report_path=%s" % report_path,
-        "-e", "rollout_timeout=600",
+        "-e", "rollout_timeout=600", "-e", "rollout_batches_per_call=%d" % per_call,
     ], kube.env, tmp, timeout=900)
     with open(report_path) as handle:
         report = json.load(handle)
@@ -167,7 +169,7 @@ def bench_ours(kube, namespace, tmp):
     done = sum(1 for p in pods if p.get("phase") == "done")
     after = kube.pods(namespace)
     same_pods = {p["metadata"]["uid"] for p in after} == before
-    on_v2 = sum(1 for p in after if V2 in images(p) and V1 not in images(p))
+    on_new = sum(1 for p in after if new in images(p) and old not in images(p))
     tasks = timer["tasks"]
     module_calls = {}
     for task in tasks.values():
@@ -183,13 +185,15 @@ def bench_ours(kube, namespace, tmp):
         if values:
             phase_ms[phase] = round(1000 * sum(values) / len(values), 1)
     line = {
-        "bench": "rollout_%d" % PODS,
+        "bench": "rollout_%d%s" % (PODS, "" if per_call == 1 else "_batches_per_call_%d" % per_call),
         "pods": PODS,
         "max_unavailable": MAX_UNAVAILABLE,
+        "rollout_batches_per_call": per_call,
+        "images": "%s -> %s" % (old, new),
         "done": done,
         "all_done": done == PODS and len(pods) == PODS,
         "same_pods": same_pods,
-        "pods_on_v2": on_v2,
+        "pods_on_new_image": on_new,
         "seconds": round(wall, 3),
         "ms_per_pod": round(1000 * wall / PODS, 2),
         "seconds_role": float(report["result"]["seconds"]),
@@ -257,8 +261,8 @@ def main():
         kubeconfig = os.path.join(ROOT, ".cluster", "kubeconfig")
     kubeconfig = os.path.abspath(kubeconfig)
     kube = Kube(kubeconfig)
-    stamp = int(time.time())
-    ours_ns, naive_ns = "bench-rollout-%d" % stamp, "bench-naive-%d" % stamp
+    suffix = int(time.time())
+    ours_ns, naive_ns = "bench-rollout-%d" % suffix, "bench-naive-%d" % suffix
     tmp = tempfile.mkdtemp(prefix="bench-rollout-")
     os.makedirs(os.path.join(tmp, "callbacks"))
     with open(os.path.join(tmp, "callbacks", "bench_timer.py"), "w") as handle:
@@ -276,21 +280,26 @@ def main():
         wait_all_ready(kube, {ours_ns: PODS, naive_ns: NAIVE_PODS}, timeout=600)
         print("# %d + %d pods ready in %.1f s" % (PODS, NAIVE_PODS, time.monotonic() - start), file=sys.stderr, flush=True)
 
-        ours = bench_ours(kube, ours_ns, tmp)
-        print(json.dumps(ours), flush=True)
+        # the default (one sidecar_upgrade invocation per batch), then back with the batches grouped
+        per_batch = bench_ours(kube, ours_ns, tmp, 1, V1, V2)
+        print(json.dumps(stamp(per_batch)), flush=True)
+        grouped = bench_ours(kube, ours_ns, tmp, 0, V2, V1)
+        print(json.dumps(stamp(grouped)), flush=True)
         naive = bench_naive(kube, naive_ns, tmp)
-        print(json.dumps(naive), flush=True)
-        ratio = naive["ms_per_pod"] / ours["ms_per_pod"] if ours["ms_per_pod"] else None
-        print(json.dumps({
-            "bench": "rollout_vs_naive",
-            "ours_ms_per_pod": ours["ms_per_pod"],
-            "naive_ms_per_pod": naive["ms_per_pod"],
-            "ratio": round(ratio, 1) if ratio else None,
-            "target_ms_per_pod": TARGET_MS_PER_POD,
-            "target_ratio": TARGET_RATIO,
-            "target_ok": bool(ours["all_done"] and ours["same_pods"] and ours["ms_per_pod"] <= TARGET_MS_PER_POD
-                              and ratio and ratio >= TARGET_RATIO),
-        }), flush=True)
+        print(json.dumps(stamp(naive)), flush=True)
+        for ours in (per_batch, grouped):
+            ratio = naive["ms_per_pod"] / ours["ms_per_pod"] if ours["ms_per_pod"] else None
+            print(json.dumps(stamp({
+                "bench": "rollout_vs_naive",
+                "rollout_batches_per_call": ours["rollout_batches_per_call"],
+                "ours_ms_per_pod": ours["ms_per_pod"],
+                "naive_ms_per_pod": naive["ms_per_pod"],
+                "ratio": round(ratio, 1) if ratio else None,
+                "target_ms_per_pod": TARGET_MS_PER_POD,
+                "target_ratio": TARGET_RATIO,
+                "target_ok": bool(ours["all_done"] and ours["same_pods"] and ours["ms_per_pod"] <= TARGET_MS_PER_POD
+                                  and ratio and ratio >= TARGET_RATIO),
+            })), flush=True)
     finally:
         if os.environ.get("BENCH_KEEP") != "1":
             for namespace in created:

@@ -21,6 +21,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from modrun import run_module  # noqa: E402  pylint: disable=wrong-import-position
 from workloads import create_injected_deployment, mosn_raw, wait_ready, write_yaml  # noqa: E402  pylint: disable=wrong-import-position
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchenv import stamp  # noqa: E402  pylint: disable=wrong-import-position
+
 PODS = int(os.environ.get("BENCH_UPGRADE_PODS", "200"))
 ZERO = {"nodesim.meshops.io/%s" % k: "0" for k in ("pull-delay", "start-delay", "post-start-duration", "termination-delay")}
 
@@ -81,7 +84,7 @@ def main():
             "target_requests_per_pod": 6,
         }
         line["target_ok"] = done == PODS and (line["pods_per_s"] or 0) >= 50 and line["requests_per_pod"] <= 6
-        print(json.dumps(line), flush=True)
+        print(json.dumps(stamp(line)), flush=True)
     finally:
         kube.core.delete_namespace(namespace)
 

@@ -1,11 +1,66 @@
 #!/usr/bin/env bash
-# Run every benchmark (tools/bench/bench_*.py); each prints JSON lines on stdout.
+# make bench: every benchmark (tools/bench/bench_*.py), each printing JSON lines on stdout.
+#
+# The cluster benchmarks run on control planes of their own, started fresh here and stopped at the end
+# (never the test cluster of .cluster/):
+#   * profile "default": the control plane exactly as the integration tests run it;
+#   * profile "bench":   the same, with the API server's ServerSideApply feature gate off and the node
+#     simulator's Events off (tools/bench/benchenv.py says why).
+# bench_upgrade runs on both, bench_rollout on "bench". With KUBECONFIG set, every benchmark uses that
+# cluster instead (profile "external") and nothing is started.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+ROOT="$PWD"
+PY=.venv/bin/python
 status=0
-for bench in tools/bench/bench_*.py; do
-  [ -e "$bench" ] || continue
-  echo "# $bench" >&2
-  .venv/bin/python "$bench" || { echo "{\"bench\": \"$(basename "$bench" .py)\", \"error\": \"exit $?\"}"; status=1; }
-done
+
+run() {  # run <script>: one benchmark, its failure recorded as a JSON line
+  echo "# $1 (profile ${MESHOPS_BENCH_PROFILE:-none})" >&2
+  "$PY" "$1" || { echo "{\"bench\": \"$(basename "$1" .py)\", \"profile\": \"${MESHOPS_BENCH_PROFILE:-none}\", \"error\": \"exit $?\"}"; status=1; }
+}
+
+cluster() {  # cluster <profile> <dir> <port offset>: start a fresh control plane for one profile
+  local profile="$1" dir="$2" off="$3"
+  export MESHOPS_CLUSTER_DIR="$dir" MESHOPS_APISERVER_PORT=$((17443 + off)) MESHOPS_ETCD_PORT=$((24790 + off)) \
+    MESHOPS_ETCD_PEER_PORT=$((24800 + off)) MESHOPS_KCM_PORT=$((21257 + off))
+  if [ "$profile" = bench ]; then
+    export MESHOPS_APISERVER_ARGS="--feature-gates=ServerSideApply=false" NODESIM_ARGS="--no-events"
+  else
+    unset MESHOPS_APISERVER_ARGS NODESIM_ARGS
+  fi
+  tools/cluster/down.sh >/dev/null 2>&1
+  tools/cluster/up.sh >&2 || return 1
+  export KUBECONFIG="$dir/kubeconfig" MESHOPS_BENCH_PROFILE="$profile"
+}
+
+stop_all() {
+  for dir in "$ROOT/.bench/cluster-default" "$ROOT/.bench/cluster-bench"; do
+    [ -d "$dir" ] && MESHOPS_CLUSTER_DIR="$dir" tools/cluster/down.sh >/dev/null 2>&1
+  done
+}
+
+MESHOPS_BENCH_PROFILE=none run tools/bench/bench_inject.py
+MESHOPS_BENCH_PROFILE=none run tools/bench/bench_handover.py
+
+if [ -n "${KUBECONFIG:-}" ]; then
+  export MESHOPS_BENCH_PROFILE=external
+  run tools/bench/bench_upgrade.py
+  run tools/bench/bench_rollout.py
+  exit $status
+fi
+
+trap stop_all EXIT
+mkdir -p .bench
+if cluster default "$ROOT/.bench/cluster-default" 0; then
+  run tools/bench/bench_upgrade.py
+else
+  echo '{"bench": "cluster", "profile": "default", "error": "control plane did not start"}'; status=1
+fi
+MESHOPS_CLUSTER_DIR="$ROOT/.bench/cluster-default" tools/cluster/down.sh >/dev/null 2>&1
+if cluster bench "$ROOT/.bench/cluster-bench" 100; then
+  run tools/bench/bench_upgrade.py
+  run tools/bench/bench_rollout.py
+else
+  echo '{"bench": "cluster", "profile": "bench", "error": "control plane did not start"}'; status=1
+fi
 exit $status
