@@ -25,7 +25,7 @@ description:
     and removes the journal.
   - The records of every pod stay in the journal, not in Ansible variables, so a rollout of thousands of pods
     costs no templating of per-pod lists.
-  - This is an action plugin: it runs on the controller and talks to no cluster.
+  - This is an action plugin; it runs on the controller and talks to no cluster.
 options:
   step:
     description: What to do.
@@ -106,12 +106,14 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: In check mode O(step=finish) writes no report; the journal (temporary state of the run) is kept as usual.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 notes:
-  - Never reports a change: it records the run, it manages no state.
+  - Never reports a change; it records the run and manages no state.
 """
 
 EXAMPLES = r"""

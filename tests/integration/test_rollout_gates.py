@@ -146,6 +146,17 @@ def assert_untouched(pod, old, name):
     assert pod["metadata"]["annotations"] == old["metadata"]["annotations"], name
 
 
+def assert_report_pods(data, before, bad):
+    """The report holds every pod: ``bad`` failed its gate after the upgrade write alone, the others are done."""
+    pods = {p["name"]: p for p in data["pods"]}
+    assert set(pods) == set(before)
+    assert pods[bad]["phase"] == "failed" and pods[bad]["failed"] and HEALTH_REASON in pods[bad]["reason"], pods[bad]
+    assert pods[bad]["writes"] == ["upgrade"], pods[bad]
+    for name in set(before) - {bad}:
+        assert pods[name]["phase"] == "done" and not pods[name]["failed"], pods[name]
+        assert pods[name]["writes"] == ["upgrade", "reset"], pods[name]
+
+
 # ------------------------------------------------------------------------------------------ HTTP gate
 
 
@@ -195,13 +206,7 @@ def test_http_gate_fails_one_pod_and_the_rollout_goes_on_within_max_fail(nodesim
     # the report: the batches as planned, the bad pod failed, the others upgraded and reset
     assert [b["pods"] for b in data["batches"]] == [refs(namespace, b) for b in batches]
     assert [b["failed"] for b in data["batches"]] == [1, 0, 0]
-    pods = {p["name"]: p for p in data["pods"]}
-    assert set(pods) == set(before)
-    assert pods[bad]["phase"] == "failed" and pods[bad]["failed"] and HEALTH_REASON in pods[bad]["reason"], pods[bad]
-    assert pods[bad]["writes"] == ["upgrade"], pods[bad]
-    for name in set(before) - {bad}:
-        assert pods[name]["phase"] == "done" and not pods[name]["failed"], pods[name]
-        assert pods[name]["writes"] == ["upgrade", "reset"], pods[name]
+    assert_report_pods(data, before, bad)
     assert data["result"]["stopped"] == "" and data["result"]["failed"] is False
     assert data["result"]["failed_pods"] == ["default/" + refs(namespace, [bad])[0]]
 
@@ -306,12 +311,7 @@ def test_task_file_gate_fails_the_pods_it_names(nodesim, namespace, tmp_path):
     assert all(json.loads(phases) == ["migrated"] * len(json.loads(names)) for names, phases in lines), lines
 
     assert [b["failed"] for b in data["batches"]] == [0, 1]
-    pods = {p["name"]: p for p in data["pods"]}
-    assert set(pods) == set(before)
-    assert pods[bad]["phase"] == "failed" and pods[bad]["failed"] and HEALTH_REASON in pods[bad]["reason"], pods[bad]
-    assert pods[bad]["writes"] == ["upgrade"], pods[bad]
-    for name in set(before) - {bad}:
-        assert pods[name]["phase"] == "done" and not pods[name]["failed"], pods[name]
+    assert_report_pods(data, before, bad)
     live = live_pods(kube, namespace)
     assert_not_reset(live[bad], bad)
     for name in set(before) - {bad}:
