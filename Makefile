@@ -63,4 +63,5 @@ demo-offline: setup
 	tools/demo-offline.sh
 
 clean: cluster-down
-	rm -rf $(VENV) .collections .cluster out .pytest_cache
+	-@for dir in .bench/cluster-default .bench/cluster-bench; do [ -d $$dir ] && MESHOPS_CLUSTER_DIR=$$dir tools/cluster/down.sh; done; true
+	rm -rf $(VENV) .collections .cluster .bench out .pytest_cache

@@ -285,3 +285,40 @@ def test_rollback_in_a_later_call_restores_the_old_state(kube, namespace, one_po
     assert versions(pod)[0] == "1" and versions(pod)[2] == "0"
     info, proc = run_module("sidecarset_info", dict(sidecarset=broken, namespace=namespace), env=kube.env)
     assert info["status"]["updatedPods"] == 0, proc.stdout  # the broken hash is not recorded as reached
+
+
+def test_batches_run_one_after_another_and_stop_after_a_failed_batch(kube, namespace, tmp_path):
+    """``batches``: three batches in one invocation run strictly in turn (each starts after the previous ended, so
+    never more than one batch is in flight); with a broken image the first batch fails and the other two are not
+    started - their pods keep their containers untouched."""
+    create_injected_deployment(kube, mosn_raw(), "test-app", namespace, 6)
+    before = {p["metadata"]["name"]: p for p in wait_ready(kube, namespace, 6)}
+    names = sorted(before)
+    batches = [names[0:2], names[2:4], ["%s/%s" % (namespace, n) for n in names[4:6]]]
+
+    v2 = write_yaml(tmp_path / "v2.yaml", mosn_raw("tinyqian/mosn:v2"))
+    result, proc = upgrade(kube, v2, namespace, batches=batches)
+    assert not result.get("failed"), proc.stdout[-3000:]
+    assert result["stopped"] == "" and [b["index"] for b in result["batches"]] == [1, 2, 3]
+    assert [b["pods"] for b in result["batches"]] == [["%s/%s" % (namespace, n) for n in names[i:i + 2]] for i in (0, 2, 4)]
+    for first, second in zip(result["batches"], result["batches"][1:]):
+        assert first["ended"] <= second["started"], result["batches"]
+    assert {p["name"]: p["batch"] for p in result["pods"]} == {n: 1 + i // 2 for i, n in enumerate(names)}
+    assert all(p["phase"] == "done" and p["writes"] == ["upgrade", "reset"] for p in result["pods"]), result["pods"]
+    upgraded = {p["metadata"]["name"]: p for p in pods_of(kube, namespace)}
+    assert all(images(upgraded[n])["mosn-2"] == "tinyqian/mosn:v2" for n in names)
+    assert result["api_requests"]["list"] == 1 and result["api_requests"]["watch"] == 1  # one watch for all batches
+
+    broken = write_yaml(tmp_path / "broken.yaml", mosn_raw("tinyqian/mosn:broken"))
+    result, proc = upgrade(kube, broken, namespace, batches=batches, timeout=30, fail_on_pod_failure=False)
+    assert "batch 1: 2 of 2 pods failed (max_fail_percentage 0%); 2 later batches not started" == result["stopped"], result
+    assert [b["index"] for b in result["batches"]] == [1]
+    assert {p["name"] for p in result["pods"]} == set(names[0:2])
+    assert all(p["failed"] for p in result["pods"])
+    after = {p["metadata"]["name"]: p for p in pods_of(kube, namespace)}
+    for name in names[2:]:
+        assert images(after[name]) == images(upgraded[name]), name  # never touched
+        assert after[name]["metadata"]["resourceVersion"] == upgraded[name]["metadata"]["resourceVersion"], name
+    for name in names[0:2]:
+        assert images(after[name])["mosn-2"] == "tinyqian/mosn:v2"  # the old sidecar keeps serving
+        assert images(after[name])["mosn-1"] == "tinyqian/mosn:broken"
