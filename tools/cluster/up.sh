@@ -8,6 +8,7 @@
 #   MESHOPS_APISERVER_PORT   (16443)   MESHOPS_ETCD_PORT (23790)   MESHOPS_ETCD_PEER_PORT (23800)
 #   MESHOPS_KCM_PORT         (20257)   NODESIM_NODES (3)           NODESIM_CONFIG (behaviour file)
 #   NODESIM_ARGS (extra args, e.g. --zero-delay)   MESHOPS_CLUSTER_DIR (.cluster)
+#   MESHOPS_APISERVER_ARGS (extra kube-apiserver flags, e.g. --feature-gates=ServerSideApply=false)
 #   MESHOPS_CACHE (binary cache, ~/.cache/meshops-sidecarset/k8s-1.20.2)
 # Exit codes: 0 running, 1 failed (log tail printed, nothing left running), 2 unsupported machine.
 set -euo pipefail
