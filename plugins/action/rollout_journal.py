@@ -25,6 +25,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.rollout_journal
     batch_entry,
     batch_line,
     batch_records,
+    count_batches,
     read_journal,
     rollout_summary,
     stop_reason,
@@ -73,7 +74,7 @@ class ActionModule(ActionBase):
     def _batch(self, args):
         self._require(args, "journal", "pods")
         journal = args["journal"]
-        batches, dummy = read_journal(journal)
+        done = count_batches(journal)
         cluster = str(args.get("cluster") or "default")
         call_batches = args.get("batches") or [args["pods"]]
         upgrade = args.get("upgrade")
@@ -86,11 +87,11 @@ class ActionModule(ActionBase):
                       item.get("started", now), item.get("ended", now)) for item in ran]
         else:
             parts = [(upgraded, call_batches[0], float(args.get("started") or now), now)]
-        position = int(args.get("position") or len(batches) + 1)
+        position = int(args.get("position") or done + 1)
         total = int(args.get("total") or position + len(call_batches) - 1)
         result = {"stopped": "", "rollout_failed": False, "failed_pods": [], "msgs": [], "batch": {}}
         for offset, (pods, batch_pods, started, ended) in enumerate(parts):
-            index = len(batches) + 1 + offset
+            index = done + 1 + offset
             records = batch_records(pods, _pods_of(args.get("reset"), "reset") if len(parts) == 1 else [],
                                     args.get("gate_failed") or [], cluster, index)
             entry = batch_entry(records, index, cluster, str(args.get("kind") or "batch"), args.get("max_unavailable") or 0,

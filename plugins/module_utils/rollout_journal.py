@@ -12,7 +12,7 @@ variables (templating a 1,000-pod list costs seconds in ansible-core 2.19). Cont
   ``batch`` and ``pod`` (``cluster/namespace/name``).
 * ``batch_entry(...)`` summarises one batch; ``stop_reason(...)`` says whether the rollout stops after it.
 * ``append_batch(path, entry, records)`` / ``read_journal(path)`` write and read the journal; a partial last
-  line (a run killed while writing) is ignored.
+  line (a run killed while writing) is ignored; ``count_batches(path)`` counts its complete lines.
 * ``rollout_summary(plans, batches, pods, stopped, failed, seconds)`` is the ``rollout_result`` of the role.
 * ``write_report(path, report)`` writes the JSON report atomically (temporary file, then rename).
 """
@@ -110,6 +110,14 @@ def append_batch(path, entry, records):
         handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def count_batches(path):
+    """How many complete batch lines the journal holds (without parsing the records)."""
+    if not path or not os.path.exists(path):
+        return 0
+    with open(path, "rb") as handle:
+        return handle.read().count(b"\n")
 
 
 def read_journal(path):

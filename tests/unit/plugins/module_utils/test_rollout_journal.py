@@ -95,6 +95,7 @@ def test_journal_round_trip_and_torn_last_line(tmp_path):
         handle.write('{"batch": {"index": 3}, "pods": [')  # a run killed while writing
     batches, pods = rj.read_journal(path)
     assert len(batches) == 2 and [p["name"] for p in pods] == ["a", "b", "c"]
+    assert rj.count_batches(path) == 2 and rj.count_batches(str(tmp_path / "none")) == 0
 
 
 def test_summary_counts():
