@@ -72,7 +72,9 @@ class ActionModule(ActionBase):
         return {"journal": path, "started": time.time()}
 
     def _batch(self, args):
-        self._require(args, "journal", "pods")
+        self._require(args, "journal")
+        if not args.get("batches") and not args.get("pods"):
+            raise AnsibleActionFail("rollout_journal step=batch: set batches (or pods, for a single batch)")
         journal = args["journal"]
         done = count_batches(journal)
         cluster = str(args.get("cluster") or "default")
@@ -89,11 +91,12 @@ class ActionModule(ActionBase):
             parts = [(upgraded, call_batches[0], float(args.get("started") or now), now)]
         position = int(args.get("position") or done + 1)
         total = int(args.get("total") or position + len(call_batches) - 1)
+        # a reset call (health gates) only follows a single batch
+        resets = _pods_of(args.get("reset"), "reset") if len(parts) == 1 else []
         result = {"stopped": "", "rollout_failed": False, "failed_pods": [], "msgs": [], "batch": {}}
         for offset, (pods, batch_pods, started, ended) in enumerate(parts):
             index = done + 1 + offset
-            records = batch_records(pods, _pods_of(args.get("reset"), "reset") if len(parts) == 1 else [],
-                                    args.get("gate_failed") or [], cluster, index)
+            records = batch_records(pods, resets, args.get("gate_failed") or [], cluster, index)
             entry = batch_entry(records, index, cluster, str(args.get("kind") or "batch"), args.get("max_unavailable") or 0,
                                 [_pod_key(p) for p in batch_pods], started, ended)
             append_batch(journal, entry, records)

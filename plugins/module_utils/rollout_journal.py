@@ -10,7 +10,8 @@ variables (templating a 1,000-pod list costs seconds in ansible-core 2.19). Cont
 * ``batch_records(upgraded, resets, gate_failed, cluster, batch)`` merges a batch's upgrade results with the
   results of its reset call (health gates) and marks the pods that failed a gate; each record gets ``cluster``,
   ``batch`` and ``pod`` (``cluster/namespace/name``).
-* ``batch_entry(...)`` summarises one batch; ``stop_reason(...)`` says whether the rollout stops after it.
+* ``batch_entry(...)`` summarises one batch; ``stop_reason(...)`` says whether the rollout stops after it, by
+  ``over_fail_limit(failed, size, max_fail_percentage)``, the rule ``sidecar_upgrade batches`` uses too.
 * ``append_batch(path, entry, records)`` / ``read_journal(path)`` write and read the journal; a partial last
   line (a run killed while writing) is ignored; ``count_batches(path)`` counts its complete lines.
 * ``rollout_summary(plans, batches, pods, stopped, failed, seconds)`` is the ``rollout_result`` of the role.
@@ -80,11 +81,17 @@ def batch_entry(records, index, cluster, kind, max_unavailable, pods, started, e
     }
 
 
+def over_fail_limit(failed, size, max_fail_percentage):
+    """True when ``failed`` pods of a batch of ``size`` exceed ``max_fail_percentage`` percent of it (the one rule
+    for both the role and ``sidecar_upgrade batches``)."""
+    return failed > 0 and failed * 100 > int(max_fail_percentage) * size
+
+
 def stop_reason(entry, max_fail_percentage, canary_stop):
     """``(stopped, failed)`` after a batch: over the failure limit stops the rollout as failed; a canary with
     ``canary_stop`` stops it as ``"canary"``; otherwise ``("", False)``."""
     failed, size = entry["failed"], entry["size"]
-    if failed > 0 and failed * 100 > int(max_fail_percentage) * size:
+    if over_fail_limit(failed, size, max_fail_percentage):
         return ("batch %d (%s) on %s: %d of %d pods failed (rollout_max_fail_percentage %d%%)"
                 % (entry["index"], entry["kind"], entry["cluster"], failed, size, int(max_fail_percentage))), True
     if entry["kind"] == "canary" and canary_stop:

@@ -35,16 +35,18 @@ options:
   journal:
     description: The journal path returned by O(step=start). Required for O(step=batch) and O(step=finish).
     type: path
-  pods:
-    description: The pods of the batch, dicts with C(name) and C(namespace) (or C(namespace/name) strings). O(step=batch).
-    type: list
-    elements: raw
   batches:
     description:
-      - When one M(meshops.sidecarset.sidecar_upgrade) invocation ran several batches (its C(batches) option),
-        those batches, in order; each is recorded as a batch of its own, timed as the module reports it. O(step=batch).
+      - The batches of the M(meshops.sidecarset.sidecar_upgrade) invocation, in order, each a list of pods (dicts with
+        C(name) and C(namespace), or C(namespace/name) strings). O(step=batch); this or O(pods).
+      - With several batches (the module's C(batches) option) each is recorded as a batch of its own, timed as the
+        module reports it.
     type: list
     elements: list
+  pods:
+    description: Shorthand for O(batches) with one batch - its pods.
+    type: list
+    elements: raw
   upgrade:
     description:
       - The registered result of the batch's M(meshops.sidecarset.sidecar_upgrade) task (looped over namespaces
@@ -134,7 +136,7 @@ EXAMPLES = r"""
   meshops.sidecarset.rollout_journal:
     step: batch
     journal: "{{ journal.journal }}"
-    pods: "{{ batch_pods }}"
+    batches: ["{{ batch_pods }}"]
     upgrade: "{{ upgraded }}"
     max_unavailable: 10
   register: recorded

@@ -295,6 +295,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import PodWatch
 from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import k8s_argument_spec, load_one_sidecarset, run_k8s_module
+from ansible_collections.meshops.sidecarset.plugins.module_utils.rollout_journal import over_fail_limit
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import selector_to_string
 from ansible_collections.meshops.sidecarset.plugins.module_utils.upgrade import BatchUpgrade, batch_version, summarize
 
@@ -353,12 +354,6 @@ def requested_batches(params):
     raise ValueError("set namespace, or list the pods as NAMESPACE/NAME")
 
 
-def over_fail_limit(states, max_fail_percentage):
-    """True when the failed pods of a batch exceed ``max_fail_percentage`` percent of it."""
-    failed = sum(1 for state in states if state.failed)
-    return failed > 0 and failed * 100 > int(max_fail_percentage) * len(states)
-
-
 def run_one_batch(module, client, watches, sidecarset, grouped, version):
     """Upgrade one batch (its namespaces concurrently, each on its own watch); return the ``PodProgress`` list."""
     params = module.params
@@ -411,10 +406,10 @@ def run(module, client):
                 "started": round(started, 3), "ended": round(ended, 3), "seconds": round(ended - started, 3),
                 "summary": summarize(batch_states),
             })
-            if multi and index < len(requested) and over_fail_limit(batch_states, params["max_fail_percentage"]):
+            failed = sum(1 for state in batch_states if state.failed)
+            if multi and index < len(requested) and over_fail_limit(failed, len(batch_states), params["max_fail_percentage"]):
                 stopped = "batch %d: %d of %d pods failed (max_fail_percentage %d%%); %d later batches not started" % (
-                    index, sum(1 for state in batch_states if state.failed), len(batch_states),
-                    params["max_fail_percentage"], len(requested) - index)
+                    index, failed, len(batch_states), params["max_fail_percentage"], len(requested) - index)
                 break
     finally:
         for watch in watches.values():
