@@ -105,14 +105,13 @@ except ImportError:  # pragma: no cover - older cores template inventory strings
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import is_pod_active
-from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import match_label_selector, selector_to_string
+from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import select_namespaces, selector_to_string
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets, sidecarset_name
 from ansible_collections.meshops.sidecarset.plugins.module_utils.status import pod_report
 
 AUTH_KEYS = ("kubeconfig", "context", "host", "api_key", "username", "password", "validate_certs", "ca_cert",
              "client_cert", "client_key", "proxy", "no_proxy", "proxy_headers", "persist_config", "impersonate_user",
              "impersonate_groups")
-NAME_LABEL = "kubernetes.io/metadata.name"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 PHASE_GROUPS = {
     "idle": "needs_upgrade",
@@ -145,17 +144,8 @@ def owner_of(pod):
 
 
 def selected_namespaces(namespaces, sidecarset):
-    """Names of the namespaces the SidecarSet selects, from the namespace objects (matched locally, so that
-    ``kubernetes.io/metadata.name`` works on API servers older than 1.21 that do not set that label)."""
-    selector = (sidecarset.get("spec") or {}).get("namespaceSelector")
-    out = []
-    for ns in namespaces:
-        meta = ns.get("metadata") or {}
-        labels = dict(meta.get("labels") or {})
-        labels.setdefault(NAME_LABEL, meta.get("name"))
-        if not selector or match_label_selector(selector, labels):
-            out.append(meta.get("name"))
-    return sorted(out)
+    """Names of the namespaces the SidecarSet selects, from the namespace objects."""
+    return select_namespaces(namespaces, (sidecarset.get("spec") or {}).get("namespaceSelector"))
 
 
 def cluster_name(cluster, index, count):

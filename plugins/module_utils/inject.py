@@ -35,7 +35,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     ENV_VERSION,
     ENV_VERSION_ALT,
     INJECTED_LIST,
-    NAMESPACE_NAME_LABEL,
     POD_HASH,
     POD_HASH_WITHOUT_IMAGE,
     WORKING_HOTUPGRADE_CONTAINER,
@@ -54,6 +53,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.hashing import 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import (
     compile_label_selector,
     is_empty_selector,
+    namespace_labels as namespace_labels_of,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
     AFTER,
@@ -577,7 +577,7 @@ def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None
     annotations = metadata.get("annotations") or {}
     namespace = namespace or metadata.get("namespace") or "default"
     if namespace_labels is None:
-        namespace_labels = {NAMESPACE_NAME_LABEL: namespace}
+        namespace_labels = namespace_labels_of(namespace)
     matched = [c for c in compiled_all if not c.paused and c.matches(labels, namespace_labels)]
     old_hash = read_hash_entries(annotations) if annotations.get(POD_HASH) else {}
     old_list = read_injected_list(annotations)

@@ -34,17 +34,11 @@ try:
 except ImportError:  # pragma: no cover - reported by the modules
     HAS_KUBERNETES = False
 
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import WORKLOAD_KINDS, api_prefix, kind_info
+
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 
-WORKLOAD_PATHS = {
-    "Deployment": ("/apis/apps/v1", "deployments"),
-    "StatefulSet": ("/apis/apps/v1", "statefulsets"),
-    "DaemonSet": ("/apis/apps/v1", "daemonsets"),
-    "ReplicaSet": ("/apis/apps/v1", "replicasets"),
-    "Job": ("/apis/batch/v1", "jobs"),
-    "CronJob": ("/apis/batch/v1beta1", "cronjobs"),
-}
 
 
 class KubeError(Exception):
@@ -149,9 +143,9 @@ class KubeClient:
     # workloads -------------------------------------------------------------------------------
     @staticmethod
     def workload_path(kind, namespace, name=None):
-        if kind not in WORKLOAD_PATHS:
-            raise KubeError(0, "unsupported workload kind %r (supported: %s)" % (kind, ", ".join(sorted(WORKLOAD_PATHS))))
-        prefix, plural = WORKLOAD_PATHS[kind]
+        if kind not in WORKLOAD_KINDS:
+            raise KubeError(0, "unsupported workload kind %r (supported: %s)" % (kind, ", ".join(WORKLOAD_KINDS)))
+        prefix, plural = api_prefix(kind), kind_info(kind).plural
         path = "%s/namespaces/%s/%s" % (prefix, quote(namespace, safe=""), plural)
         return path + "/" + quote(name, safe="") if name else path
 

@@ -33,21 +33,11 @@ except ImportError:  # pragma: no cover - PyYAML is a requirement of ansible-cor
     HAS_YAML = False
     _LOADER = _DUMPER = None
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import NAMESPACE_NAME_LABEL
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import inject_pod
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import kind_info
+from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import namespace_labels as namespace_labels_of
 
-_TEMPLATE_PATHS = {
-    "Deployment": ("spec", "template"),
-    "StatefulSet": ("spec", "template"),
-    "DaemonSet": ("spec", "template"),
-    "ReplicaSet": ("spec", "template"),
-    "ReplicationController": ("spec", "template"),
-    "Job": ("spec", "template"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template"),
-    "PodTemplate": ("template",),
-    "Pod": (),
-}
 
 
 def _require_yaml():
@@ -57,7 +47,8 @@ def _require_yaml():
 
 def pod_template_path(kind):
     """Return the key path of the pod template of ``kind`` (``()`` for a Pod), or ``None`` if it has none."""
-    return _TEMPLATE_PATHS.get(kind)
+    info = kind_info(kind)
+    return info.template_path if info else None
 
 
 def iter_documents(text, source=None):
@@ -142,12 +133,8 @@ def _get_path(doc, path):
 
 
 def _namespace_labels_for(namespace, namespace_labels):
-    labels = {NAMESPACE_NAME_LABEL: namespace}
-    if namespace_labels:
-        extra = namespace_labels.get(namespace)
-        if isinstance(extra, dict):
-            labels.update(extra)
-    return labels
+    extra = (namespace_labels or {}).get(namespace)
+    return namespace_labels_of(namespace, extra if isinstance(extra, dict) else None)
 
 
 def inject_manifest(doc, sidecarsets, namespace_labels=None, now=None):

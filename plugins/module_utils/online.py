@@ -14,12 +14,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import WORKLOAD_PATHS, KubeError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import WORKLOAD_KINDS, kind_info
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest, pod_template_path
 
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
-API_VERSIONS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1", "ReplicaSet": "apps/v1",
-                "Job": "batch/v1", "CronJob": "batch/v1beta1"}
 
 
 def parse_workload_ref(ref):
@@ -60,7 +58,7 @@ def inject_one(client, sidecarsets, obj, namespace_labels, retries=5):
                 raise
             obj = client.get_workload(kind, namespace, name)
             obj.setdefault("kind", kind)
-            obj.setdefault("apiVersion", API_VERSIONS[kind])
+            obj.setdefault("apiVersion", kind_info(kind).api_version)
     raise KubeError(409, "conflict retries exhausted for %s/%s" % (kind, name))
 
 
@@ -74,7 +72,7 @@ def inject_workloads(client, sidecarsets, namespaces, kinds=WORKLOAD_KINDS, name
     for namespace in namespaces:
         ns_labels = (client.get_namespace(namespace).get("metadata") or {}).get("labels") or {}
         for kind in kinds:
-            if kind not in WORKLOAD_PATHS:
+            if kind not in WORKLOAD_KINDS:
                 continue
             if wanted and not any(k == kind for k, dummy in wanted):
                 continue
@@ -83,7 +81,7 @@ def inject_workloads(client, sidecarsets, namespaces, kinds=WORKLOAD_KINDS, name
                 if wanted and (kind, name) not in wanted:
                     continue
                 obj["kind"] = kind
-                obj["apiVersion"] = API_VERSIONS[kind]
+                obj["apiVersion"] = kind_info(kind).api_version
                 status, reason, before, after = inject_one(client, sidecarsets, obj, ns_labels)
                 results.append({"kind": kind, "name": name, "namespace": namespace, "status": status, "reason": reason,
                                 "before": before, "after": after})

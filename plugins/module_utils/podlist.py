@@ -18,7 +18,7 @@ __metaclass__ = type
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.batch import pick_batch
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import is_pod_active
-from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import selector_to_string
+from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import select_namespaces, selector_to_string
 
 
 def selected_namespaces(client, sidecarset):
@@ -26,7 +26,7 @@ def selected_namespaces(client, sidecarset):
     selector = (sidecarset.get("spec") or {}).get("namespaceSelector")
     if not selector:
         return None
-    return sorted(ns["metadata"]["name"] for ns in client.list_namespaces(selector_to_string(selector)))
+    return select_namespaces(client.list_namespaces(), selector)
 
 
 def list_sidecarset_pods(client, sidecarset, namespace=None, label_selector=None):

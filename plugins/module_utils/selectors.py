@@ -7,6 +7,11 @@
 an empty selector ``{}`` matches everything. The SidecarSet-specific rules (an empty ``spec.selector``
 never matches, a ``None`` namespaceSelector matches every namespace) are applied by the callers through
 ``is_empty_selector``; see ``sidecarset.matches_pod``.
+
+Namespace selection has one implementation here: ``namespace_labels(name, labels)`` completes a namespace's
+labels as every supported API server stores them (``kubernetes.io/metadata.name`` = its name, set by the
+NamespaceDefaultLabelName admission since 1.21, GA), and ``select_namespaces(namespaces, selector)`` applies a
+SidecarSet's ``namespaceSelector`` to namespace objects. Online, offline and the inventory all use them.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,6 +19,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import NAMESPACE_NAME_LABEL
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
@@ -220,3 +227,22 @@ def selector_to_string(selector):
             raise ValueError("unsupported selector operator %r" % operator)
     requirements.sort(key=lambda item: item[0])
     return ",".join(item[1] for item in requirements)
+
+
+def namespace_labels(name, labels=None):
+    """The labels of namespace ``name`` as the API server stores them: ``labels`` plus
+    ``kubernetes.io/metadata.name: <name>`` (the server always sets that label to the name)."""
+    out = dict(labels or {})
+    out[NAMESPACE_NAME_LABEL] = name
+    return out
+
+
+def select_namespaces(namespaces, selector):
+    """Sorted names of the namespace objects that ``selector`` (a SidecarSet's ``namespaceSelector``) selects;
+    ``None`` or an empty selector selects every namespace."""
+    out = []
+    for ns in namespaces:
+        meta = ns.get("metadata") or {}
+        if is_empty_selector(selector) or match_label_selector(selector, namespace_labels(meta.get("name"), meta.get("labels"))):
+            out.append(meta.get("name"))
+    return sorted(out)

@@ -56,6 +56,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.hashing import 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import (
     is_empty_selector,
     match_label_selector,
+    namespace_labels as namespace_labels_of,
     validate_label_selector,
     validate_qualified_name,
 )
@@ -1019,7 +1020,7 @@ def matches_pod(sidecarset, pod_labels, namespace, namespace_labels=None):
     ns_selector = spec.get("namespaceSelector")
     if ns_selector is not None:
         if namespace_labels is None:
-            namespace_labels = {NAMESPACE_NAME_LABEL: namespace or "default"}
+            namespace_labels = namespace_labels_of(namespace or "default")
         if not match_label_selector(ns_selector, namespace_labels):
             return False
     return match_label_selector(selector, pod_labels or {})

@@ -82,8 +82,9 @@ options:
   namespace_labels:
     description:
       - "Labels of the namespaces, used for SidecarSet C(namespaceSelector) offline, as
-        C({namespace: {label: value}}). A namespace not listed has only the label
-        C(kubernetes.io/metadata.name) set to its name, as the API server sets it."
+        C({namespace: {label: value}}). Every namespace also has the label
+        C(kubernetes.io/metadata.name) set to its name (as the API server sets it; a value given here for that
+        label is replaced by the name)."
     type: dict
     default: {}
 attributes:

@@ -94,8 +94,13 @@ def test_namespace_labels_mapping(sets):
     unused_doc, status, reason = inject_manifest(doc, sets, now=NOW)
     assert status == "skipped"
     assert reason == "no SidecarSet matches labels {app: test-app, mesh.apsara-edge.com/mosn-injected: true} in namespace shop"
+    # The API server always sets kubernetes.io/metadata.name to the namespace's own name, so a mapping cannot
+    # make "shop" look like "default" offline either; other labels of the mapping do count.
     unused_doc, status, unused_reason = inject_manifest(
         doc, sets, namespace_labels={"shop": {"kubernetes.io/metadata.name": "default"}}, now=NOW)
+    assert status == "skipped"
+    doc["metadata"]["namespace"] = "default"
+    unused_doc, status, unused_reason = inject_manifest(doc, sets, namespace_labels={"shop": {"x": "y"}}, now=NOW)
     assert status == "injected"
 
 
