@@ -27,7 +27,6 @@ The cluster lifecycle tests (test_cluster_lifecycle.py) are moved to the end of 
 their down/up (which empties the cluster) cannot disturb other tests.
 """
 
-import base64
 import os
 import re
 import subprocess
@@ -272,21 +271,13 @@ def _apply(create, replace, body, *ns):
 
 
 def _service_account_token(kube, ns, sa_name):
-    """ServiceAccount + a kubernetes.io/service-account-token Secret filled by the tokens controller."""
+    """ServiceAccount + a bound token from the TokenRequest API (what kubelet and kubectl create-token use; a
+    legacy token Secret makes the API server warn on every request since 1.24)."""
     from kubernetes import client  # pylint: disable=import-outside-toplevel
 
     kube.core.create_namespaced_service_account(ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=sa_name)))
-    secret_name = sa_name + "-token"
-    kube.core.create_namespaced_secret(ns, client.V1Secret(
-        metadata=client.V1ObjectMeta(name=secret_name, annotations={"kubernetes.io/service-account.name": sa_name}),
-        type="kubernetes.io/service-account-token"))
-
-    def filled():
-        secret = kube.core.read_namespaced_secret(secret_name, ns)
-        return (secret.data or {}).get("token")
-
-    raw = wait_for(filled, timeout=30, message="token of ServiceAccount %s/%s" % (ns, sa_name))
-    return base64.b64decode(raw).decode()
+    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=24 * 3600))
+    return kube.core.create_namespaced_service_account_token(sa_name, ns, request).status.token
 
 
 def _roles(kind):

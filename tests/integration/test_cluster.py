@@ -1,7 +1,8 @@
-"""The local control plane behaves like a real cluster: real kube-apiserver v1.20.2 semantics
+"""The local control plane behaves like a real cluster: real kube-apiserver (K8S_VERSION) semantics
 (strategic merge, 409, 422, RBAC) and kubelet-like pod status from the node simulator."""
 
 import hashlib
+import os
 import threading
 import time
 
@@ -110,11 +111,20 @@ def create_pod(kube, ns, body):
 # ------------------------------------------------------------------------------ control plane
 
 
+def _pinned_version():
+    """K8S_VERSION of the environment, else the default pinned in tools/cluster/versions.env."""
+    if os.environ.get("K8S_VERSION"):
+        return os.environ["K8S_VERSION"]
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "cluster", "versions.env")
+    with open(path, encoding="utf-8") as handle:
+        return next(line.split("=", 1)[1].strip() for line in handle if line.startswith("K8S_VERSION_DEFAULT="))
+
+
 def test_server_is_a_real_apiserver(kube):
     info = client.VersionApi(kube.api_client).get_code()
     assert info.major == "1"
     if kube.local:
-        assert info.git_version == "v1.20.2"
+        assert info.git_version == _pinned_version()
         assert kube.host.startswith("https://127.0.0.1:")
     resources = {r.name for r in kube.core.get_api_resources().resources}
     assert {"pods", "pods/status", "pods/binding"} <= resources
@@ -168,8 +178,11 @@ def test_deployment_three_replicas_ready_fast(kube, namespace):
     for pod in pods:
         st = pod["status"]
         assert st["hostIP"] and st["podIP"]
+        # kubelet's order (pkg/kubelet/kubelet_pods.go generateAPIPodStatus), each with observedGeneration
         assert [c["type"] for c in st["conditions"] if c["status"] == "True"] == [
-            "PodScheduled", "Initialized", "ContainersReady", "Ready"]
+            "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
+        assert {c.get("observedGeneration") for c in st["conditions"]} == {pod["metadata"]["generation"]}
+        assert st["observedGeneration"] == pod["metadata"]["generation"]
         for name, image in (("app", "nginx:1.20"), ("mesh-proxy", "registry.local/mesh/proxy:1.0.0")):
             cs = statuses(pod)[name]
             assert cs["image"] == image

@@ -1,9 +1,9 @@
 """What every benchmark line says about where it ran.
 
 * ``profile()``: the control-plane profile the benchmark ran on, from ``MESHOPS_BENCH_PROFILE`` (set by
-  tools/bench/run.sh): ``default`` is the control plane the integration tests use; ``bench`` the same binaries
-  with the API server's ServerSideApply feature gate off (no managedFields bookkeeping on every write, which on
-  kube-apiserver 1.20 took about two thirds of its CPU in these benchmarks) and the node simulator's Events off.
+  tools/bench/run.sh): ``default`` is the control plane the integration tests use; ``bench`` the same control
+  plane with the node simulator's Events off. (On kube-apiserver 1.20 it also turned the ServerSideApply gate off;
+  that gate is GA and locked on every supported version, so managedFields bookkeeping is now always counted.)
   Both run on the same 2 cores as the collection itself.
 * ``cpu_calibration()``: seconds a fixed pure-Python loop takes here and now, so figures from runs on machines
   of different speed (or the same VM on a busier host) can be compared.

@@ -4,8 +4,7 @@
 # The cluster benchmarks run on control planes of their own, started fresh here and stopped at the end
 # (never the test cluster of .cluster/):
 #   * profile "default": the control plane exactly as the integration tests run it;
-#   * profile "bench":   the same, with the API server's ServerSideApply feature gate off and the node
-#     simulator's Events off (tools/bench/benchenv.py says why).
+#   * profile "bench":   the same, with the node simulator's Events off (tools/bench/benchenv.py says why).
 # bench_upgrade runs on both, bench_rollout on "bench". With KUBECONFIG set, every benchmark uses that
 # cluster instead (profile "external") and nothing is started.
 set -uo pipefail
@@ -24,9 +23,9 @@ cluster() {  # cluster <profile> <dir> <port offset>: start a fresh control plan
   export MESHOPS_CLUSTER_DIR="$dir" MESHOPS_APISERVER_PORT=$((17443 + off)) MESHOPS_ETCD_PORT=$((24790 + off)) \
     MESHOPS_ETCD_PEER_PORT=$((24800 + off)) MESHOPS_KCM_PORT=$((21257 + off))
   if [ "$profile" = bench ]; then
-    export MESHOPS_APISERVER_ARGS="--feature-gates=ServerSideApply=false" NODESIM_ARGS="--no-events"
+    export NODESIM_ARGS="--no-events"
   else
-    unset MESHOPS_APISERVER_ARGS NODESIM_ARGS
+    unset NODESIM_ARGS
   fi
   tools/cluster/down.sh >/dev/null 2>&1
   tools/cluster/up.sh >&2 || return 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the local control plane for the integration tests (docs/local-control-plane.md):
-# etcd + kube-apiserver v1.20.2 + kube-controller-manager + the node simulator (tools/nodesim),
+# etcd + kube-apiserver and kube-controller-manager of K8S_VERSION (tools/cluster/versions.env, built from
+# Go modules by build.sh) + the node simulator (tools/nodesim),
 # all on 127.0.0.1, detached (setsid/nohup), pids and logs in .cluster/, admin kubeconfig in
 # .cluster/kubeconfig. Idempotent: if it already runs, says so and exits 0.
 #
@@ -8,8 +9,9 @@
 #   MESHOPS_APISERVER_PORT   (16443)   MESHOPS_ETCD_PORT (23790)   MESHOPS_ETCD_PEER_PORT (23800)
 #   MESHOPS_KCM_PORT         (20257)   NODESIM_NODES (3)           NODESIM_CONFIG (behaviour file)
 #   NODESIM_ARGS (extra args, e.g. --zero-delay)   MESHOPS_CLUSTER_DIR (.cluster)
-#   MESHOPS_APISERVER_ARGS (extra kube-apiserver flags, e.g. --feature-gates=ServerSideApply=false)
-#   MESHOPS_CACHE (binary cache, ~/.cache/meshops-sidecarset/k8s-1.20.2)
+#   MESHOPS_APISERVER_ARGS (extra kube-apiserver flags, e.g. --v=2)
+#   K8S_VERSION (default in tools/cluster/versions.env)
+#   MESHOPS_CACHE (binary cache, ~/.cache/meshops-sidecarset/k8s-<version>)
 # Exit codes: 0 running, 1 failed (log tail printed, nothing left running), 2 unsupported machine.
 set -euo pipefail
 
@@ -23,7 +25,10 @@ esac
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 STATE="${MESHOPS_CLUSTER_DIR:-$ROOT/.cluster}"
-CACHE="${MESHOPS_CACHE:-$HOME/.cache/meshops-sidecarset/k8s-1.20.2}"
+# shellcheck source=tools/cluster/versions.env
+. "$ROOT/tools/cluster/versions.env"
+KV="${K8S_VERSION:-$K8S_VERSION_DEFAULT}"
+CACHE="${MESHOPS_CACHE:-$HOME/.cache/meshops-sidecarset/k8s-$KV}"
 BIN="$CACHE/bin"
 API_PORT="${MESHOPS_APISERVER_PORT:-16443}"
 ETCD_PORT="${MESHOPS_ETCD_PORT:-23790}"
@@ -116,6 +121,11 @@ start_nodesim() {
 
 nodesim_version() { cat "$ROOT"/tools/nodesim/*.py ${NODESIM_CONFIG:+"$NODESIM_CONFIG"} 2>/dev/null | sha256sum | cut -c1-16; }
 
+running_version="$(sed -n 's/^K8S_VERSION=//p' "$STATE/env" 2>/dev/null || true)"
+if all_alive && [ -n "$running_version" ] && [ "$running_version" != "$KV" ]; then
+  say "a control plane of $running_version runs; $KV was asked for, so it is stopped first"
+  "$ROOT/tools/cluster/down.sh"
+fi
 if all_alive && [ "$(api_get /readyz)" = "ok" ]; then
   if [ "$(cat "$STATE/nodesim.version" 2>/dev/null)" != "$(nodesim_version)" ]; then
     # keep the dev loop short: a changed simulator is restarted alone (pods are resumed, not restarted)
@@ -143,18 +153,9 @@ if ls "$STATE"/*.pid >/dev/null 2>&1; then
 fi
 
 # ---------------------------------------------------------------- prerequisites
-if [ ! -x "$BIN/kube-apiserver" ] || [ ! -x "$BIN/kube-controller-manager" ] || ! command -v etcd >/dev/null 2>&1; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    cat >&2 <<MSG
-cluster-up: this machine has no apt-get, so the local control plane (kube-apiserver v1.20.2 built from
-Debian's source package, plus Debian's etcd) cannot be installed here.
-Point the integration tests at another cluster instead, for example a kind cluster:
-    kind create cluster --name meshops && export KUBECONFIG=\$HOME/.kube/config && make test
-(any cluster your KUBECONFIG reaches works; the tests then neither start nor stop anything).
-MSG
-    exit 2
-  fi
-fi
+# build.sh builds nothing when the binaries of $KV are cached; on failure it prints the log tail and how to
+# use an existing cluster instead (KUBECONFIG), and nothing has been started yet.
+export K8S_VERSION="$KV" MESHOPS_CACHE="$CACHE"
 "$ROOT/tools/cluster/build.sh" || { rc=$?; echo "cluster-up: FAILED: building the control plane (build.sh exit $rc)" >&2; exit "$rc"; }
 if [ ! -x "$PY" ]; then
   say "no $PY yet; running tools/setup.sh"
@@ -208,7 +209,7 @@ start etcd etcd --name meshops --data-dir "$STATE/etcd" \
 etcd_ok() { curl -s --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
 wait_for etcd 30 etcd_ok
 
-say "starting kube-apiserver v1.20.2 on $API"
+say "starting kube-apiserver $KV on $API"
 start kube-apiserver "$BIN/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
   --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
@@ -226,12 +227,12 @@ say "starting kube-controller-manager"
 start kube-controller-manager "$BIN/kube-controller-manager" \
   --kubeconfig="$STATE/kubeconfig" --authentication-kubeconfig="$STATE/kubeconfig" \
   --authorization-kubeconfig="$STATE/kubeconfig" \
-  --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --port=0 --leader-elect=false \
+  --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --leader-elect=false \
   --service-account-private-key-file="$STATE/sa.key" --root-ca-file="$STATE/pki/apiserver.crt" \
   --use-service-account-credentials=false \
-  --controllers='*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route,-ttl,-attachdetach,-persistentvolume-binder,-persistentvolume-expander,-pvc-protection,-pv-protection' \
+  --controllers='*,-node-ipam-controller,-node-lifecycle-controller,-cloud-node-lifecycle-controller,-service-lb-controller,-node-route-controller,-ttl-controller,-persistentvolume-attach-detach-controller,-persistentvolume-binder-controller,-persistentvolume-expander-controller,-persistentvolumeclaim-protection-controller,-persistentvolume-protection-controller' \
   --concurrent-deployment-syncs=10 --concurrent-replicaset-syncs=10 --kube-api-qps=200 --kube-api-burst=400
-sa_ok() { api_get /api/v1/namespaces/default/serviceaccounts/default | grep -q '"secrets"'; }
+sa_ok() { api_get /api/v1/namespaces/default/serviceaccounts/default | grep -q '"uid"'; }
 wait_for kube-controller-manager 90 sa_ok
 
 start_nodesim
@@ -244,6 +245,7 @@ MESHOPS_APISERVER_PORT=$API_PORT
 MESHOPS_ETCD_PORT=$ETCD_PORT
 MESHOPS_ETCD_PEER_PORT=$ETCD_PEER_PORT
 MESHOPS_KCM_PORT=$KCM_PORT
+K8S_VERSION=$KV
 EOF
 say "ready in $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s: $API, $NODES simulated nodes; logs and pids in $STATE"
 say "use it with: export KUBECONFIG=$STATE/kubeconfig"

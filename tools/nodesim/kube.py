@@ -90,6 +90,13 @@ class Kube:
     def create_event(self, namespace, body):
         _read(self.core.create_namespaced_event(namespace, body, _preload_content=False))
 
+    def server_version(self):
+        """The API server's gitVersion (a simulated kubelet reports the control plane's version)."""
+        try:
+            return client.VersionApi(self.api_client).get_code().git_version
+        except Exception:  # pylint: disable=broad-except  # best effort: only the node's reported version
+            return "v0.0.0"
+
     # nodes
     def list_nodes(self, label_selector):
         data = _read(self.core.list_node(label_selector=label_selector, _preload_content=False))

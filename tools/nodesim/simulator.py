@@ -60,12 +60,14 @@ class Container:
     __slots__ = (
         "name", "init", "image", "restart_count", "container_id", "image_id", "state", "last_state",
         "ready", "started", "gen", "behaviour", "backoff", "exits", "has_post_start", "probe_delay",
-        "pull_failures", "pspec", "proc", "prepared", "probe_fails",
+        "pull_failures", "pspec", "proc", "prepared", "probe_fails", "sidecar", "mounts",
     )
 
-    def __init__(self, name, init=False):
+    def __init__(self, name, init=False, sidecar=False, mounts=None):
         self.name = name
         self.init = init
+        self.sidecar = sidecar  # a native sidecar: an init container with restartPolicy Always
+        self.mounts = mounts or []
         self.image = None
         self.restart_count = 0
         self.container_id = None
@@ -89,7 +91,7 @@ class Container:
     def status(self):
         state = {"waiting": None, "running": None, "terminated": None}
         state.update(self.state)
-        return {
+        out = {
             "name": self.name,
             "image": self.image,
             "imageID": self.image_id or "",
@@ -100,6 +102,24 @@ class Container:
             "state": state,
             "lastState": {"waiting": None, "running": None, "terminated": self.last_state},
         }
+        if self.container_id:
+            # kubelet >= 1.30 reports the mounts of a created container (RecursiveReadOnlyMounts)
+            out["volumeMounts"] = [
+                dict({"name": m.get("name"), "mountPath": m.get("mountPath")},
+                     **({"readOnly": True, "recursiveReadOnly": "Disabled"} if m.get("readOnly") else {}))
+                for m in self.mounts]
+        return out
+
+    @property
+    def regular_init(self):
+        return self.init and not self.sidecar
+
+    @property
+    def init_done(self):
+        """kubelet's isInitContainerInitialized: a sidecar has started, a regular init container succeeded."""
+        if self.sidecar:
+            return self.started or self.kind == "running"
+        return self.kind == "terminated" and self.state["terminated"].get("exitCode") == 0
 
     @property
     def kind(self):
@@ -118,10 +138,12 @@ class Pod:
         self.annotations = meta.get("annotations") or {}
         self.labels = meta.get("labels") or {}
         self.restart_policy = self.spec.get("restartPolicy", "Always")
-        self.init = [Container(c["name"], init=True) for c in self.spec.get("initContainers") or []]
+        self.init = [Container(c["name"], init=True, sidecar=c.get("restartPolicy") == "Always",
+                               mounts=c.get("volumeMounts")) for c in self.spec.get("initContainers") or []]
         self.containers = collections.OrderedDict(
-            (c["name"], Container(c["name"])) for c in self.spec.get("containers") or []
+            (c["name"], Container(c["name"], mounts=c.get("volumeMounts"))) for c in self.spec.get("containers") or []
         )
+        self.generation = meta.get("generation") or 1
         self.conditions = {}
         self.phase = "Pending"
         self.host_ip = None
@@ -302,6 +324,8 @@ class Simulator:
     # ----------------------------------------------------------------- nodes
     def register_nodes(self):
         wanted = []
+        if not getattr(self, "kubelet_version", None):
+            self.kubelet_version = self.kube.server_version() if hasattr(self.kube, "server_version") else "v0.0.0"
         for i in range(self.node_count):
             name = "%s%d" % (self.node_prefix, i)
             zone = self.zones[i % len(self.zones)]
@@ -379,8 +403,7 @@ class Simulator:
                     "kernelVersion": "5.10.0-nodesim",
                     "osImage": "nodesim (Debian GNU/Linux 12)",
                     "containerRuntimeVersion": "containerd://1.6.20",
-                    "kubeletVersion": "v1.20.2",
-                    "kubeProxyVersion": "v1.20.2",
+                    "kubeletVersion": self.kubelet_version,
                     "operatingSystem": "linux",
                     "architecture": "amd64",
                 },
@@ -549,6 +572,9 @@ class Simulator:
             if pod is None:
                 return
         pod.spec = spec
+        if (meta.get("generation") or 1) != pod.generation:
+            pod.generation = meta.get("generation") or 1
+            self.dirty.add(key)
         pod.annotations = meta.get("annotations") or {}
         pod.labels = meta.get("labels") or {}
         if pod.readiness_gates:
@@ -563,8 +589,8 @@ class Simulator:
             return
         if pod.terminal:
             return
-        for c in pod.containers.values():
-            want = pod.spec_container(c.name).get("image")
+        for c in [ic for ic in pod.init if ic.sidecar] + list(pod.containers.values()):
+            want = pod.spec_container(c.name, c.init).get("image")
             if want and c.image and want != c.image and pod.phase not in ("Succeeded", "Failed"):
                 self.image_changed(pod, c, want)
 
@@ -870,25 +896,27 @@ class Simulator:
         c.started = True
         self.dirty.add(pod.key)
         b = c.behaviour
+        if c.sidecar:
+            self.after(0, self.init_finished, pod, c, gen)
         if c.pspec:
             probe = pod.spec_container(c.name, c.init).get("readinessProbe") or {}
-            if c.init:
+            if c.regular_init:
                 pass
             elif (probe.get("exec") or {}).get("command"):
                 self.after(float(probe.get("initialDelaySeconds") or 0), self.probe, pod, c, gen)
             else:
                 c.ready = True
             return  # the process decides when it exits
-        if not b.get("neverReady") and not c.init:
+        if not b.get("neverReady") and not c.regular_init:
             delay = b.get("readyDelay")
             if delay is None:
-                delay = c.probe_delay if pod.spec_container(c.name).get("readinessProbe") else 0.0
+                delay = c.probe_delay if pod.spec_container(c.name, c.init).get("readinessProbe") else 0.0
             if delay:
                 self.after(delay, self.set_ready, pod, c, gen)
             else:
                 c.ready = True
         crash = b.get("crashAfter")
-        if c.init and crash is None:
+        if c.regular_init and crash is None:
             crash, code = 0.0, 0
         else:
             code = b.get("exitCode") if b.get("exitCode") is not None else 1
@@ -984,6 +1012,22 @@ class Simulator:
                 c.restart_count += 1
             self.start_instance(pod, c)
 
+    def init_finished(self, pod, c, gen):
+        """An init container succeeded (or a native sidecar started): start the next one, or the app containers."""
+        if not self.valid(pod, c, gen) or pod.deleting:
+            return
+        idx = pod.init.index(c)
+        if any(not ic.init_done for ic in pod.init[: idx + 1]):
+            return
+        nxt = pod.init[idx + 1] if idx + 1 < len(pod.init) else None
+        if nxt is not None:
+            if nxt.container_id is None and nxt.gen == 0:
+                self.start_instance(pod, nxt)
+            return
+        for mc in pod.containers.values():
+            if mc.container_id is None and mc.gen == 0:
+                self.start_instance(pod, mc)
+
     def set_ready(self, pod, c, gen):
         if not self.valid(pod, c, gen) or c.kind != "running" or pod.deleting:
             return
@@ -1006,17 +1050,13 @@ class Simulator:
         c.ready = False
         c.started = False
         self.dirty.add(pod.key)
-        if c.init:
+        if c.regular_init:
             c.state = {"terminated": term}
             if code == 0:
-                idx = pod.init.index(c)
-                if idx + 1 < len(pod.init):
-                    self.start_instance(pod, pod.init[idx + 1])
-                else:
-                    for mc in pod.containers.values():
-                        self.start_instance(pod, mc)
+                c.ready = True  # kubelet reports a succeeded init container as ready
+                self.init_finished(pod, c, gen)
                 return
-        restart = pod.restart_policy == "Always" or (pod.restart_policy == "OnFailure" and code != 0)
+        restart = c.sidecar or pod.restart_policy == "Always" or (pod.restart_policy == "OnFailure" and code != 0)
         if not restart:
             c.state = {"terminated": term}
             return
@@ -1117,8 +1157,8 @@ class Simulator:
     def phase(self, pod):
         if pod.terminal:
             return pod.phase
-        if any(c.kind != "terminated" or c.state["terminated"].get("exitCode") != 0 for c in pod.init):
-            failed_init = any(c.kind == "terminated" and c.state["terminated"].get("exitCode") for c in pod.init)
+        if any(not c.init_done for c in pod.init) and not any(c.container_id or c.last_state for c in pod.containers.values()):
+            failed_init = any(c.kind == "terminated" and c.state["terminated"].get("exitCode") for c in pod.init if c.regular_init)
             if failed_init and pod.restart_policy == "Never":
                 return "Failed"
             return "Pending"
@@ -1159,33 +1199,40 @@ class Simulator:
     def snapshot(self, pod):
         phase = self.phase(pod)
         pod.phase = phase
-        conds = [self._cond(pod, "PodScheduled", "True")]
-        init_ok = all(c.kind == "terminated" and c.state["terminated"].get("exitCode") == 0 for c in pod.init)
-        if init_ok:
+        # kubelet's generateAPIPodStatus order (pkg/kubelet/kubelet_pods.go): PodReadyToStartContainers,
+        # Initialized, Ready, ContainersReady, PodScheduled; each with the pod's generation (1.35+, GA)
+        conds = [self._cond(pod, "PodReadyToStartContainers", "True")]
+        if all(c.init_done for c in pod.init) or any(c.started or c.last_state for c in pod.containers.values()):
             conds.append(self._cond(pod, "Initialized", "True"))
         else:
-            waiting = [c.name for c in pod.init if not (c.kind == "terminated" and c.state["terminated"].get("exitCode") == 0)]
+            waiting = [c.name for c in pod.init if not c.init_done]
             conds.append(self._cond(pod, "Initialized", "False", "ContainersNotInitialized",
                                     "containers with incomplete status: [%s]" % " ".join(waiting)))
-        not_ready = [c.name for c in pod.containers.values() if not c.ready]
+        # status.GenerateContainersReadyCondition: native sidecars count as containers
+        not_ready = [c.name for c in pod.init if c.sidecar and not c.ready] + [c.name for c in pod.containers.values() if not c.ready]
         if phase == "Succeeded":
-            conds.append(self._cond(pod, "ContainersReady", "False", "PodCompleted"))
-            conds.append(self._cond(pod, "Ready", "False", "PodCompleted"))
+            ready = self._cond(pod, "Ready", "False", "PodCompleted")
+            containers_ready = self._cond(pod, "ContainersReady", "False", "PodCompleted")
         elif not_ready:
             msg = "containers with unready status: [%s]" % " ".join(not_ready)
-            conds.append(self._cond(pod, "ContainersReady", "False", "ContainersNotReady", msg))
-            conds.append(self._cond(pod, "Ready", "False", "ContainersNotReady", msg))
+            containers_ready = self._cond(pod, "ContainersReady", "False", "ContainersNotReady", msg)
+            ready = self._cond(pod, "Ready", "False", "ContainersNotReady", msg)
         else:
-            conds.append(self._cond(pod, "ContainersReady", "True"))
+            containers_ready = self._cond(pod, "ContainersReady", "True")
             gates_bad = [g for g in pod.readiness_gates if pod.gate_status.get(g) != "True"]
             if gates_bad:
-                conds.append(self._cond(pod, "Ready", "False", "ReadinessGatesNotReady",
-                                        "corresponding condition of pod readiness gate \"%s\" does not exist." % gates_bad[0]))
+                ready = self._cond(pod, "Ready", "False", "ReadinessGatesNotReady",
+                                   "corresponding condition of pod readiness gate \"%s\" does not exist." % gates_bad[0])
             else:
-                conds.append(self._cond(pod, "Ready", "True"))
+                ready = self._cond(pod, "Ready", "True")
+        conds += [ready, containers_ready, self._cond(pod, "PodScheduled", "True")]
+        for cond in conds:
+            cond["observedGeneration"] = pod.generation
         status = {
+            "observedGeneration": pod.generation,
             "phase": phase,
             "hostIP": pod.host_ip,
+            "hostIPs": [{"ip": pod.host_ip}],
             "podIP": pod.pod_ip,
             "podIPs": [{"ip": pod.pod_ip}],
             "startTime": pod.start_time,
