@@ -9,6 +9,10 @@ Contract:
   plain dicts, never client models (faster, and the engine works on dicts).
 - Every request is counted in ``KubeClient.requests`` (per verb), so callers can report API cost.
 - Errors are ``KubeError`` with ``status`` (HTTP code) and the API server's message.
+- The API server's ``Warning`` headers (deprecated fields, unknown fields under ``fieldValidation=Warn``, ...)
+  are collected once each in ``KubeClient.warnings``; the module shell hands them to ``module.warn``. Workload
+  writes ask for ``fieldValidation=Strict``: a field the server does not know fails the write instead of being
+  dropped silently.
 - ``read_modify_write`` does optimistic concurrency: the write carries the ``resourceVersion`` it was
   computed from, a 409 makes it re-read and recompute; nothing written by others is lost.
 - ``PodWatch`` keeps a live cache of the pods of one namespace (one LIST from the API server's watch cache, then
@@ -51,6 +55,17 @@ class KubeError(Exception):
         self.message = message
 
 
+def parse_warning(value):
+    """The text of one ``Warning`` header (RFC 7234: ``299 - "text"``; several may share a header, comma-separated)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value[:4] in ("299 ", "199 ") and '"' in value:
+        text = value.split('"', 1)[1]
+        return text[:-1] if text.endswith('"') else text.rsplit('"', 1)[0]
+    return value
+
+
 def _api_error(status, raw):
     try:
         body = json.loads(raw)
@@ -66,6 +81,7 @@ class KubeClient:
         self.api = api_client
         self.dry_run = dry_run
         self.requests = {}
+        self.warnings = []
         self._lock = threading.Lock()
 
     def _count(self, verb):
@@ -94,9 +110,23 @@ class KubeClient:
             raise _api_error(exc.status or 0, exc.body or str(exc))
         except Exception as exc:  # transport errors from urllib3
             raise KubeError(0, "request %s %s failed: %s" % (method, path, exc))
+        self._collect_warnings(resp)
         if not 200 <= resp.status <= 299:
             raise _api_error(resp.status, raw)
         return json.loads(raw) if raw else {}
+
+    def _collect_warnings(self, resp):
+        headers = getattr(resp, "headers", None) or getattr(getattr(resp, "response", None), "headers", None)
+        if not headers:
+            return
+        getall = getattr(headers, "getlist", None) or getattr(headers, "get_all", None)
+        values = getall("Warning") if getall else [headers.get("Warning")]
+        for value in values or ():
+            text = parse_warning(value)
+            if text:
+                with self._lock:
+                    if text not in self.warnings:
+                        self.warnings.append(text)
 
     # pods ------------------------------------------------------------------------------------
     @staticmethod
@@ -157,7 +187,8 @@ class KubeClient:
         return self.request("GET", self.workload_path(kind, namespace, name), verb="get")
 
     def replace_workload(self, kind, namespace, name, obj):
-        return self.request("PUT", self.workload_path(kind, namespace, name), body=obj, verb="update")
+        return self.request("PUT", self.workload_path(kind, namespace, name), query=[("fieldValidation", "Strict")],
+                            body=obj, verb="update")
 
     # events ----------------------------------------------------------------------------------
     def create_event(self, pod, reason, message, event_type="Normal", component="meshops-sidecarset"):

@@ -5,8 +5,11 @@
 
 ``k8s_argument_spec(**options)`` is kubernetes.core's connection options plus ``options``.
 ``run_k8s_module(argument_spec, run)`` builds an ``AnsibleK8SModule``, a ``KubeClient`` (dry-run in check
-mode) and calls ``run(module, client)``; engine and API errors become ``fail_json`` with a message naming
-what failed, and a result carrying ``failed: True`` is returned through ``fail_json`` (its other keys kept).
+mode) and calls ``run(module, client)``; the collection's own errors (``errors.MeshopsError``), API errors
+(``KubeError``) and kubernetes.core's ``CoreException`` become ``fail_json`` with one message naming what failed;
+any other exception is a bug and fails with its traceback (``exception=``, as kubernetes.core's
+``fail_from_exception`` does; ansible-core 2.19 shows it with ``ANSIBLE_DISPLAY_TRACEBACK=error``). A result
+carrying ``failed: True`` is returned through ``fail_json`` (its other keys kept).
 ``load_one_sidecarset(value)`` loads exactly one SidecarSet from a path or a dict.
 """
 
@@ -15,8 +18,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import traceback
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError, SidecarSetError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import MeshopsError, SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets
 
@@ -47,23 +51,37 @@ def load_one_sidecarset(value):
     return sidecarsets[0]
 
 
-def finish(module, result):
-    """Exit with ``result``, through ``fail_json`` when it says ``failed``."""
+def report_warnings(module, client):
+    """Hand the API server's warnings (``KubeClient.warnings``) to ``module.warn``, once each."""
+    for text in getattr(client, "warnings", None) or ():
+        module.warn("Kubernetes API server: %s" % text)
+    if client is not None:
+        client.warnings = []
+
+
+def finish(module, result, client=None):
+    """Exit with ``result``, through ``fail_json`` when it says ``failed``; the API server's warnings become
+    the module's warnings (shown by ansible-playbook and AWX)."""
+    report_warnings(module, client)
     if result.pop("failed", False):
         module.fail_json(**result)
     module.exit_json(**result)
 
 
 def run_guarded(module, run, *args):
-    """Call ``run(module, *args)`` and map the collection's errors to ``fail_json``."""
+    """Call ``run(module, *args)``; expected errors become one message, anything else keeps its traceback."""
     try:
         return run(module, *args)
-    except (SidecarSetError, ManifestError, ValueError) as exc:
+    except MeshopsError as exc:
         module.fail_json(msg=str(exc))
     except KubeError as exc:
-        module.fail_json(msg="Kubernetes API error: %s" % exc, status=exc.status)
+        # status 0: the API server was not reached; the message already says so
+        module.fail_json(msg=str(exc) if not exc.status else "Kubernetes API error: %s" % exc, status=exc.status)
     except CoreException as exc:
         module.fail_json(msg=str(exc))
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg="unexpected %s, a bug of meshops.sidecarset (ANSIBLE_DISPLAY_TRACEBACK=error shows the traceback): %s"
+                         % (type(exc).__name__, exc), exception=traceback.format_exc())
     return None
 
 
@@ -71,4 +89,4 @@ def run_k8s_module(argument_spec, run, **module_kwargs):
     """Build the module and its client, run, exit (see module docstring)."""
     module = AnsibleK8SModule(argument_spec=argument_spec, supports_check_mode=True, **module_kwargs)
     client = run_guarded(module, client_from_module)
-    finish(module, run_guarded(module, run, client))
+    finish(module, run_guarded(module, run, client), client)

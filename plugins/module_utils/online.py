@@ -62,6 +62,15 @@ def inject_one(client, sidecarsets, obj, namespace_labels, retries=5):
     raise KubeError(409, "conflict retries exhausted for %s/%s" % (kind, name))
 
 
+def managing_workload(obj):
+    """``(kind, name)`` of the workload controller that owns ``obj`` (a Deployment's ReplicaSet, a CronJob's Job),
+    or ``None``."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") in WORKLOAD_KINDS:
+            return ref.get("kind"), ref.get("name")
+    return None
+
+
 def inject_workloads(client, sidecarsets, namespaces, kinds=WORKLOAD_KINDS, names=None):
     """Inject into every matching workload; return one result dict per workload looked at.
 
@@ -79,6 +88,14 @@ def inject_workloads(client, sidecarsets, namespaces, kinds=WORKLOAD_KINDS, name
             for obj in client.list_workloads(kind, namespace):
                 name = obj["metadata"]["name"]
                 if wanted and (kind, name) not in wanted:
+                    continue
+                owner = managing_workload(obj)
+                if owner:
+                    # A Deployment's ReplicaSet or a CronJob's Job: its controller owns the template. Rewriting it
+                    # makes the Deployment adopt the rewritten old ReplicaSet as its new one, and the pods keep
+                    # running without sidecars; inject the owner instead.
+                    results.append({"kind": kind, "name": name, "namespace": namespace, "status": "skipped",
+                                    "reason": "managed by %s/%s: inject that workload instead" % owner})
                     continue
                 obj["kind"] = kind
                 obj["apiVersion"] = kind_info(kind).api_version

@@ -229,8 +229,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import finish, k8s_argument_spec, run_guarded
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError, ParameterError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import finish, k8s_argument_spec, report_warnings, run_guarded
 from ansible_collections.meshops.sidecarset.plugins.module_utils.online import WORKLOAD_KINDS, inject_workloads, parse_workload_ref
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podlist import selected_namespaces
 from ansible_collections.meshops.sidecarset.plugins.module_utils.offline import (
@@ -289,7 +289,10 @@ def run_online(module, sidecarsets):
     params = module.params
     module.requires("kubernetes")
     client = client_from_module(module)
-    refs = [parse_workload_ref(ref) for ref in params["workloads"] or []]
+    try:
+        refs = [parse_workload_ref(ref) for ref in params["workloads"] or []]
+    except ValueError as exc:  # a bad workloads option: one message, not a traceback
+        raise ParameterError(str(exc))
     if params["namespace"]:
         namespaces = [params["namespace"]]
     else:
@@ -298,7 +301,10 @@ def run_online(module, sidecarsets):
             namespaces = sorted(ns["metadata"]["name"] for ns in client.list_namespaces())
         else:
             namespaces = sorted({name for names in selected for name in names})
-    results = inject_workloads(client, sidecarsets, namespaces, kinds=params["kinds"], names=refs)
+    try:
+        results = inject_workloads(client, sidecarsets, namespaces, kinds=params["kinds"], names=refs)
+    finally:
+        report_warnings(module, client)
     injected = [r for r in results if r["status"] == "injected"]
     if injected:
         module.warn("Injection changes the pod template of %d workload(s) (%s); their controllers recreate their pods."
