@@ -13,6 +13,8 @@ __metaclass__ = type
 
 import json
 
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError
+
 # On the SidecarSet
 SIDECARSET_HASH = "kruise.io/sidecarset-hash"
 SIDECARSET_HASH_WITHOUT_IMAGE = "kruise.io/sidecarset-hash-without-image"
@@ -78,16 +80,18 @@ INPLACE_STATE_ORDER = ("revision", "updateTimestamp", "lastContainerStatuses")
 
 
 def load_json_annotation(annotations, key):
-    """Parse a JSON annotation; return ``{}`` when absent; raise ``ValueError`` naming the key if malformed."""
+    """Parse a JSON annotation; return ``{}`` when absent; raise ``AnnotationError`` naming the key if malformed."""
     raw = (annotations or {}).get(key)
     if raw in (None, ""):
         return {}
+    if not isinstance(raw, (str, bytes, bytearray)):
+        raise AnnotationError("annotation %s must be a string holding a JSON object, got %s" % (key, type(raw).__name__))
     try:
         value = json.loads(raw)
     except ValueError as exc:
-        raise ValueError("annotation %s is not valid JSON: %s" % (key, exc))
+        raise AnnotationError("annotation %s is not valid JSON: %s" % (key, exc))
     if not isinstance(value, dict):
-        raise ValueError("annotation %s must hold a JSON object" % key)
+        raise AnnotationError("annotation %s must hold a JSON object" % key)
     return value
 
 

@@ -6,7 +6,7 @@
 Decisions:
 
 * Integer-valued strings (``"3"``) are accepted as ints for ``partition`` and ``maxUnavailable`` (Ansible often
-  passes strings); anything else that is not ``"<n>%"`` raises ``ValueError``.
+  passes strings); anything else that is not ``"<n>%"`` raises ``ParameterError`` (a ``ValueError``).
 * Sorting is deterministic: the ActivePods order and the priority order are stable sorts (upstream uses
   ``sort.Slice`` for both, which leaves ties in an unspecified order).
 * ``orderPriority``: a pod with none of the keys gets level -1 and sorts first, as the current upstream code does.
@@ -23,6 +23,7 @@ import functools
 import math
 import re
 
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ParameterError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import (
     is_pod_active,
     is_pod_ready,
@@ -47,7 +48,7 @@ _PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 def _int_or_percent(value, what):
     """Return ``(number, is_percent)``."""
     if isinstance(value, bool):
-        raise ValueError("%s must be an int or a percentage, got %r" % (what, value))
+        raise ParameterError("%s must be an int or a percentage, got %r" % (what, value))
     if isinstance(value, int):
         return value, False
     text = str(value).strip()
@@ -56,7 +57,7 @@ def _int_or_percent(value, what):
         return int(match.group(1)), True
     if re.match(r"^-?\d+$", text):
         return int(text), False
-    raise ValueError("%s must be an int or a percentage like '25%%', got %r" % (what, value))
+    raise ParameterError("%s must be an int or a percentage like '25%%', got %r" % (what, value))
 
 
 def calculate_partition(partition, replicas):
@@ -80,7 +81,7 @@ def max_unavailable_count(value, matched):
         return 1
     number, is_percent = _int_or_percent(value, "maxUnavailable")
     if number < 0:
-        raise ValueError("maxUnavailable must not be negative, got %r" % (value,))
+        raise ParameterError("maxUnavailable must not be negative, got %r" % (value,))
     if is_percent:
         return int(math.ceil(number * matched / 100.0))
     return number

@@ -10,6 +10,12 @@ document index, and a list of ``(field_path, message)`` pairs; ``str()`` renders
 
 ``ManifestError`` names the manifest file, the document index (0-based, rendered ``document[N]``), the line
 (1-based) when known, and the field path.
+
+``PlanRefusal`` is how a planner says "this pod cannot be planned" (its message becomes the pod's reason);
+``AnnotationError`` (a ``PlanRefusal`` and a ``ValueError``) is a pod annotation not in the format Kruise writes;
+``ParameterError`` (a ``ValueError``) is a value passed to the collection (a module option, a planner argument)
+that is invalid. Every error the collection raises on purpose is a ``MeshopsError``: the modules report those as
+one message, anything else (a bug) with its traceback.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,7 +37,30 @@ def _normalise_errors(errors):
     return out
 
 
-class SidecarSetError(Exception):
+class MeshopsError(Exception):
+    """Base of every error meshops.sidecarset raises on purpose (reported as one message, no traceback)."""
+
+
+class PlanRefusal(MeshopsError):
+    """A planner cannot plan this pod; ``str()`` is the reason reported for the pod (plan action ``refuse``).
+
+    Planners catch this class only, so a ``ValueError`` or ``KeyError`` from a bug still crashes loudly.
+    """
+
+
+class AnnotationError(PlanRefusal, ValueError):
+    """A pod annotation is not in the format Kruise writes (not JSON, not a JSON object).
+
+    A ``PlanRefusal`` for the planners (the pod is refused with this message) and a ``ValueError`` for other
+    readers of annotations.
+    """
+
+
+class ParameterError(MeshopsError, ValueError):
+    """A value passed to the collection (module option, planner argument) is invalid; ``str()`` says which."""
+
+
+class SidecarSetError(MeshopsError):
     """One or more problems with a SidecarSet (or with injecting it).
 
     ``errors`` is a list of ``(field_path, message)``; a plain string is accepted as a single error
@@ -76,7 +105,7 @@ class SidecarSetError(Exception):
         return [("%s: %s" % (p, m)) if p else m for p, m in self.errors]
 
 
-class ManifestError(Exception):
+class ManifestError(MeshopsError):
     """A problem with one document of a manifest file."""
 
     def __init__(self, message, source=None, document=None, field=None, line=None):

@@ -62,6 +62,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     write_inplace_state,
     write_working,
 )
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError, ParameterError, PlanRefusal
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import (
     EMPTY_VERSION,
     RESTART_BASELINE,
@@ -226,12 +227,12 @@ def next_version(pod, sidecarset=None, floor=None):
     return max(max(candidates) + 1, 2)
 
 
-class InvalidVersion(ValueError):
-    """The version passed to a planner is not an int greater than every version on the pod."""
+class InvalidVersion(ParameterError):
+    """The version passed to a planner is not an int greater than every version on the pod (a caller error)."""
 
 
 def check_version(pod, version):
-    """Raise ``InvalidVersion`` (a ``ValueError``) unless ``version`` is an int >= 2 and greater than every version on the pod."""
+    """Raise ``InvalidVersion`` (a ``ParameterError``, so a ``ValueError``) unless ``version`` is an int >= 2 and greater than every version on the pod."""
     if isinstance(version, bool) or not isinstance(version, int):
         raise InvalidVersion("version must be an int, got %r" % (version,))
     highest = max(existing_versions(pod) + [1])
@@ -318,7 +319,7 @@ class _Draft(object):
         """3.6 step 5: reuse the SidecarSet entry (revision, timestamp) and record pre-change imageIDs."""
         try:
             state = read_inplace_state(pod_annotations(self.pod))
-        except ValueError:
+        except AnnotationError:
             state = {}
         name = sidecarset_name(self.sidecarset)
         entry = dict(state.get(name) or {"revision": sidecarset_hash(self.sidecarset), "updateTimestamp": format_timestamp(now)})
@@ -450,16 +451,14 @@ def plan_hot_upgrade(pod, sidecarset, version, now):
     Hot sidecars: ``T`` per ``find_container_to_hot_upgrade``; when ``O`` already runs the desired image only the
     pod hash changes (rule 2); otherwise ``T.image``, ``working[N] = T``, ``v(T) = version``, ``va(T) = v(O)``,
     ``va(O) = version``. Cold sidecars: image only. Always the pod hash entry; in-place state for changed
-    containers. ``version`` must be an int greater than every version on the pod (``ValueError`` otherwise; see
-    ``next_version``). Returns ``refuse`` when not upgradable, ``wait`` when a write is in flight, ``none`` when
+    containers. ``version`` must be an int greater than every version on the pod (``InvalidVersion`` otherwise;
+    see ``next_version``). Returns ``refuse`` when not upgradable, ``wait`` when a write is in flight, ``none`` when
     the pod is already updated, ``rollback`` in the decided edge case (module docstring).
     """
     check_version(pod, version)
     try:
         return _plan_upgrade(pod, sidecarset, version, now)
-    except InvalidVersion:
-        raise
-    except ValueError as exc:
+    except PlanRefusal as exc:
         return Plan(ACTION_REFUSE, reason=str(exc), sidecarset=sidecarset_name(sidecarset))
 
 
@@ -470,7 +469,7 @@ def plan_cold_upgrade(pod, sidecarset, now):
     """
     try:
         return _plan_upgrade(pod, sidecarset, None, now)
-    except ValueError as exc:
+    except PlanRefusal as exc:
         return Plan(ACTION_REFUSE, reason=str(exc), sidecarset=sidecarset_name(sidecarset))
 
 
@@ -548,7 +547,7 @@ def _restore_previous(draft, sidecar, previous, serving):
                 draft.annotations[key] = previous[key]
     before = read_working(previous).get(sidecar["name"])
     if before is not None and before != serving:
-        raise ValueError("previous annotations name %s as working, but %s is the twin that still serves" % (before, serving))
+        raise PlanRefusal("previous annotations name %s as working, but %s is the twin that still serves" % (before, serving))
 
 
 def _rollback_hash(draft, previous, now):
@@ -609,7 +608,7 @@ def plan_rollback(pod, sidecarset, previous_annotations=None, now=None):
             if previous_annotations is not None:
                 _restore_previous(draft, sidecar, previous_annotations, other)
         _rollback_hash(draft, previous_annotations, now or datetime.datetime.utcnow())
-    except ValueError as exc:
+    except PlanRefusal as exc:
         return Plan(ACTION_REFUSE, reason=str(exc), sidecarset=name)
     return draft.plan(ACTION_ROLLBACK, "rolled back %s to the empty image" % ", ".join(draft.changed), now or datetime.datetime.utcnow())
 
@@ -641,9 +640,7 @@ def plan_next(pod, sidecarset, version, now):
         version = next_version(pod, sidecarset)
     try:
         return _next_step(pod, sidecarset, version, now)
-    except InvalidVersion:
-        raise
-    except ValueError as exc:
+    except PlanRefusal as exc:
         return Plan(ACTION_REFUSE, reason=str(exc), sidecarset=name)
 
 

@@ -46,6 +46,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     version_alt_key,
     version_key,
 )
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError
 
 HOT_UPGRADE = "HotUpgrade"
 COLD_UPGRADE = "ColdUpgrade"
@@ -173,7 +174,7 @@ def working_and_empty(pod, sidecar_name):
     first, second = hot_upgrade_names(sidecar_name)
     try:
         working = read_working(pod_annotations(pod)).get(sidecar_name)
-    except ValueError:
+    except AnnotationError:
         working = None
     if working == first:
         return first, second
@@ -264,7 +265,7 @@ def is_sidecar_update_completed(pod, sidecarset, containers):
         return True
     try:
         state = read_inplace_state(annotations)
-    except ValueError:
+    except AnnotationError:
         return False
     entry = state.get(sidecarset_name(sidecarset)) or {}
     last = entry.get("lastContainerStatuses") or {}
@@ -358,7 +359,7 @@ def is_pod_updated(pod, sidecarset):
     """
     try:
         recorded = pod_hash(pod_annotations(pod), sidecarset_name(sidecarset))
-    except ValueError:
+    except AnnotationError:
         return False
     return recorded is not None and recorded == sidecarset_hash(sidecarset)
 
@@ -376,7 +377,7 @@ def consistency_with_sidecarset_problem(pod, sidecarset):
     """
     try:
         working = read_working(pod_annotations(pod))
-    except ValueError as exc:
+    except AnnotationError as exc:
         return str(exc)
     for sidecar in sidecar_containers(sidecarset):
         name = sidecar["name"]
@@ -409,7 +410,7 @@ def is_pod_matching(pod, sidecarset):
 def _pod_hash_without_image(pod, sidecarset):
     try:
         return pod_hash(pod_annotations(pod), sidecarset_name(sidecarset), key=POD_HASH_WITHOUT_IMAGE)
-    except ValueError:
+    except AnnotationError:
         return None
 
 
@@ -477,7 +478,7 @@ def read_restart_baseline(annotations):
     """Return ``{pod_container: restartCount}`` recorded at our last image change; malformed -> ``{}``."""
     try:
         value = load_json_annotation(annotations, RESTART_BASELINE)
-    except ValueError:
+    except AnnotationError:
         return {}
     baseline = {}
     for name, count in value.items():

@@ -293,6 +293,7 @@ api_requests:
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ParameterError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import PodWatch
 from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import k8s_argument_spec, load_one_sidecarset, run_k8s_module
 from ansible_collections.meshops.sidecarset.plugins.module_utils.rollout_journal import over_fail_limit
@@ -331,9 +332,9 @@ def pods_by_namespace(pods, namespace):
         else:
             name, ns = item, namespace
         if not name or not isinstance(name, str):
-            raise ValueError("pods: %r is not a pod name, NAMESPACE/NAME or {name, namespace}" % (item,))
+            raise ParameterError("pods: %r is not a pod name, NAMESPACE/NAME or {name, namespace}" % (item,))
         if not ns:
-            raise ValueError("pods: %r has no namespace and the namespace option is not set" % (item,))
+            raise ParameterError("pods: %r has no namespace and the namespace option is not set" % (item,))
         grouped.setdefault(ns, []).append(name)
     return grouped
 
@@ -342,16 +343,16 @@ def requested_batches(params):
     """The batches to run, each ``{namespace: [names] or None}`` (None: every matching pod of the namespace)."""
     if params["batches"] is not None:
         if params["pods"] is not None:
-            raise ValueError("pods and batches are mutually exclusive")
+            raise ParameterError("pods and batches are mutually exclusive")
         for index, batch in enumerate(params["batches"]):
             if not isinstance(batch, list):
-                raise ValueError("batches[%d]: expected a list of pods, got %r" % (index, batch))
+                raise ParameterError("batches[%d]: expected a list of pods, got %r" % (index, batch))
         return [pods_by_namespace(batch, params["namespace"]) for batch in params["batches"]]
     if params["pods"] is not None:
         return [pods_by_namespace(params["pods"], params["namespace"])]
     if params["namespace"]:
         return [{params["namespace"]: None}]
-    raise ValueError("set namespace, or list the pods as NAMESPACE/NAME")
+    raise ParameterError("set namespace, or list the pods as NAMESPACE/NAME")
 
 
 def run_one_batch(module, client, watches, sidecarset, grouped, version):
