@@ -7,7 +7,9 @@
 ``context``, ``host``, ``api_key``, ``validate_certs``, ... with the ``K8S_AUTH_*`` environment
 fallback that AWX's Kubernetes credential sets) through kubernetes.core's ``get_api_client``, then
 builds an ``ApiClient`` with a connection pool large enough for concurrent writes. In check mode the
-client sends every write with ``dryRun=All``.
+client sends every write with ``dryRun=All``. An API server that cannot be reached (``get_api_client`` already
+asks it for ``/version``) is a ``KubeError`` with status 0 and one line naming the URL and the cause
+(``transport.unreachable_message``), not urllib3's traceback.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,7 +19,8 @@ __metaclass__ = type
 import copy
 import ssl
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeClient
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeClient, KubeError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.transport import TRANSPORT_ERRORS, unreachable_message
 
 try:
     import kubernetes.client
@@ -63,6 +66,22 @@ def kube_client(configuration, headers=None, dry_run=False, pool_size=32):
     return KubeClient(api, dry_run=dry_run)
 
 
+def _server_url(exc):
+    """``scheme://host:port`` of the urllib3 pool a transport error came from, or ``None``."""
+    pool = getattr(exc, "pool", None)
+    if pool is None or not getattr(pool, "host", None):
+        return None
+    return "%s://%s:%s" % (pool.scheme, pool.host, pool.port) if pool.port else "%s://%s" % (pool.scheme, pool.host)
+
+
+def api_client(**kwargs):
+    """kubernetes.core's ``get_api_client``; its discovery request to an unreachable server becomes a ``KubeError``."""
+    try:
+        return get_api_client(**kwargs)
+    except TRANSPORT_ERRORS as exc:
+        raise KubeError(0, unreachable_message(_server_url(exc) or kwargs.get("host"), exc))
+
+
 def client_from_module(module, pool_size=None):
     """Return a ``KubeClient`` for an ``AnsibleK8SModule`` (dry-run in check mode).
 
@@ -70,7 +89,7 @@ def client_from_module(module, pool_size=None):
     """
     if pool_size is None:
         pool_size = int(module.params.get("concurrency") or 32) + 4
-    k8s = get_api_client(module=module)
+    k8s = api_client(module=module)
     headers = dict(getattr(getattr(k8s.client, "client", None), "default_headers", {}) or {})
     headers.pop("User-Agent", None)
     return kube_client(k8s.configuration, headers=headers, dry_run=bool(module.check_mode), pool_size=pool_size)
@@ -78,5 +97,5 @@ def client_from_module(module, pool_size=None):
 
 def client_from_options(pool_size=32, **auth):
     """Return a ``KubeClient`` from kubernetes.core auth options given as keywords (inventory plugin)."""
-    k8s = get_api_client(**auth)
+    k8s = api_client(**auth)
     return kube_client(k8s.configuration, pool_size=pool_size)

@@ -39,6 +39,7 @@ except ImportError:  # pragma: no cover - reported by the modules
     HAS_KUBERNETES = False
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import WORKLOAD_KINDS, api_prefix, kind_info
+from ansible_collections.meshops.sidecarset.plugins.module_utils.transport import TRANSPORT_ERRORS, unreachable_message
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -108,8 +109,8 @@ class KubeClient:
             raw = resp.read()
         except ApiException as exc:
             raise _api_error(exc.status or 0, exc.body or str(exc))
-        except Exception as exc:  # transport errors from urllib3
-            raise KubeError(0, "request %s %s failed: %s" % (method, path, exc))
+        except TRANSPORT_ERRORS as exc:  # no HTTP answer (urllib3, OS); anything else is a bug and propagates
+            raise KubeError(0, unreachable_message(getattr(getattr(self.api, "configuration", None), "host", None), exc))
         self._collect_warnings(resp)
         if not 200 <= resp.status <= 299:
             raise _api_error(resp.status, raw)
