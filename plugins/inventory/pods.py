@@ -88,8 +88,7 @@ cache_connection: /tmp/meshops-inventory-cache
 
 import re
 
-from ansible.errors import AnsibleError, AnsibleParserError
-from ansible.module_utils.common.text.converters import to_native
+from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 try:
@@ -103,7 +102,14 @@ except ImportError:  # pragma: no cover - older cores template inventory strings
     def trust_as_template(value):
         return value
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+except ImportError:  # pragma: no cover - kubernetes.core is a dependency of the collection
+    class CoreException(Exception):
+        """Stand-in when kubernetes.core cannot be imported."""
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import MeshopsError, SidecarSetError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import is_pod_active
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import select_namespaces, selector_to_string
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets, sidecarset_name
@@ -173,8 +179,10 @@ def fetch_cluster(client, sidecarset, namespaces=None):
             zone = (meta.get("labels") or {}).get(ZONE_LABEL)
             if zone:
                 zones[meta.get("name")] = zone
-    except Exception:  # pylint: disable=broad-except
-        zones = {}  # no permission to read nodes: zones are omitted
+    except KubeError as exc:
+        if exc.status != 403:
+            raise
+        zones = {}  # no permission to read nodes (403): zones are omitted
     records = []
     for pod in pods:
         if not is_pod_active(pod):
@@ -234,8 +242,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             name = cluster_name(cluster, index, len(clusters))
             try:
                 records = fetch_cluster(self._client(cluster), sidecarset, self.get_option("namespaces") or None)
+            except (KubeError, CoreException, MeshopsError) as exc:
+                # ansible-core appends the cause's message: "...: cannot reach the Kubernetes API at ...: connection refused"
+                raise AnsibleParserError("cluster %s: cannot read the pods of SidecarSet %s" % (name, data["sidecarset"])) from exc
             except Exception as exc:  # pylint: disable=broad-except
-                raise AnsibleError("cluster %s: cannot read the pods of SidecarSet %s: %s" % (name, data["sidecarset"], to_native(exc)))
+                # a bug: the cause and its traceback stay attached (ANSIBLE_DISPLAY_TRACEBACK=error shows them)
+                raise AnsibleParserError("cluster %s: unexpected %s reading the pods of SidecarSet %s (a bug of meshops.sidecarset)"
+                                         % (name, type(exc).__name__, data["sidecarset"])) from exc
             connection = {key: cluster[key] for key in AUTH_KEYS if key in cluster}
             connection["name"] = name
             data["clusters"].append({"name": name, "connection": connection, "pods": records})
