@@ -6,6 +6,10 @@
 A thin adapter: arguments in, ``module_utils.rollout_journal`` (pure functions + the journal file), result out.
 It runs no module, so the per-pod records of a batch are handled as Python objects in the worker process
 instead of being templated through Ansible variables.
+
+The arguments are validated and coerced with ``ActionBase.validate_argument_spec`` against the options of the
+module documentation, read from it (``argument_spec_from_doc``): one table, so the string ``"false"`` is false,
+``"3"`` is 3, and an unknown option or a wrong type fails the task the way a module's would.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,6 +20,7 @@ import os
 import tempfile
 import time
 
+import yaml
 from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
@@ -31,8 +36,18 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.rollout_journal
     stop_reason,
     write_report,
 )
+from ansible_collections.meshops.sidecarset.plugins.modules.rollout_journal import DOCUMENTATION
 
-STEPS = ("start", "batch", "finish")
+SPEC_KEYS = ("type", "required", "default", "choices", "elements", "aliases")
+
+
+def argument_spec_from_doc(documentation):
+    """The argument spec of a module's ``options`` documentation (type, required, default, choices, elements)."""
+    options = yaml.safe_load(documentation)["options"]
+    return {name: {key: value for key, value in option.items() if key in SPEC_KEYS} for name, option in options.items()}
+
+
+ARGUMENT_SPEC = argument_spec_from_doc(DOCUMENTATION)
 
 
 def _pods_of(value, option):
@@ -128,10 +143,8 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
-        args = dict(self._task.args)
-        step = args.get("step")
-        if step not in STEPS:
-            raise AnsibleActionFail("rollout_journal: step must be one of %s, got %r" % (", ".join(STEPS), step))
+        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
+        step = args["step"]  # required, one of start/batch/finish (the spec says so)
         try:
             if step == "start":
                 result.update(self._start(args))
