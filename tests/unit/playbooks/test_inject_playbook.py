@@ -67,20 +67,21 @@ def test_inject_playbook_bad_sidecarset_names_file_and_field(tmp_path):
     assert not dest.exists()
 
 
-def test_inject_playbook_non_writable_dest_leaves_dest_untouched(tmp_path):
-    dest = tmp_path / "ro"
+def test_inject_playbook_unwritable_dest_leaves_dest_untouched(tmp_path):
+    """All or nothing, root included: one destination cannot be written (a folder stands where the file goes), so
+    none is, not even the one before it (``hotupgrade-app.yaml`` sorts first and would be rewritten)."""
+    dest = tmp_path / "out"
     dest.mkdir()
-    (dest / "test-app.yaml").write_text("original\n")
-    dest.chmod(0o555)
-    try:
-        if os.access(str(dest), os.W_OK):
-            pytest.skip("running as a user that can write into read-only folders (root)")
-        proc = run_playbook("-e", "sidecarset=examples/sidecarsets/mosn.yaml", "-e", "src=examples/manifests", "-e", "dest=%s/" % dest)
-        assert proc.returncode != 0
-        assert "not writable" in proc.stdout
-        assert (dest / "test-app.yaml").read_text() == "original\n"
-    finally:
-        dest.chmod(0o755)
+    (dest / "hotupgrade-app.yaml").write_text("original\n")
+    (dest / "test-app.yaml").mkdir()
+    (dest / "test-app.yaml" / "keep").write_text("x\n")
+    proc = run_playbook("-e", "sidecarset=examples/sidecarsets/mosn.yaml", "-e", "src=examples/manifests", "-e", "dest=%s/" % dest)
+    assert proc.returncode != 0
+    assert "destination is a directory, expected a file" in proc.stdout
+    assert str(dest / "test-app.yaml") in proc.stdout
+    assert (dest / "hotupgrade-app.yaml").read_text() == "original\n"
+    assert sorted(p.name for p in dest.iterdir()) == ["hotupgrade-app.yaml", "test-app.yaml"]  # no staged leftovers
+    assert [p.name for p in (dest / "test-app.yaml").iterdir()] == ["keep"]
 
 
 def test_inject_playbook_dest_under_a_file_fails_cleanly(tmp_path):
