@@ -162,7 +162,16 @@ class Demo:
 
         wait_for("namespace %s to be deleted" % self.ns, gone, 120)
         self.core.create_namespace({"metadata": {"name": self.ns}})
-        wait_for("the default ServiceAccount token", lambda: self.core.read_namespaced_service_account("default", self.ns).secrets, 60)
+        def default_sa():
+            # the pods need the namespace's default ServiceAccount (Kubernetes >= 1.24 creates no token Secret)
+            try:
+                return self.core.read_namespaced_service_account("default", self.ns)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        wait_for("the default ServiceAccount", default_sa, 60)
         self.apps.create_namespaced_deployment(self.ns, {
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": DEPLOYMENT, "namespace": self.ns},

@@ -38,8 +38,8 @@ def main(argv=None):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if core.read_namespaced_service_account("default", ns).secrets:
-                break
+            core.read_namespaced_service_account("default", ns)  # no token Secret since Kubernetes 1.24
+            break
         except client.ApiException:
             pass
         time.sleep(0.2)
