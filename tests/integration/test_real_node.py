@@ -120,7 +120,7 @@ class Traffic(threading.Thread):
     def run(self):
         while not self.stop_event.is_set():
             try:
-                status, build, _ = http_get(self.ip)
+                status, build = http_get(self.ip)[:2]
                 if status == 200:
                     self.ok += 1
                     self.builds[build] = self.builds.get(build, 0) + 1

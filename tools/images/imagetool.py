@@ -179,14 +179,14 @@ def parse_dockerfile(text, build_args=None):
              "cmd": None, "labels": {}}
     args, variables = {}, {}
     for line in logical_lines(text):
-        instr, _, rest = line.partition(" ")
+        instr, _sep, rest = line.partition(" ")
         instr, rest = instr.upper(), rest.strip()
         if instr == "FROM":
             if image["from"] is not None:
                 raise ImageError("multi-stage Dockerfiles are not supported")
             image["from"] = substitute(rest, args).split()[0]
         elif instr == "ARG":
-            name, _, default = rest.partition("=")
+            name, _sep, default = rest.partition("=")
             name = name.strip()
             args[name] = build_args.get(name, default.strip().strip('"'))
             variables[name] = args[name]
@@ -234,7 +234,7 @@ def parse_dockerfile(text, build_args=None):
 
 
 def split_name(name):
-    repo, _, tag = name.rpartition(":")
+    repo, _sep, tag = name.rpartition(":")
     if not repo or "/" in tag:
         return name, "latest"
     return repo, tag
@@ -321,7 +321,7 @@ def debian_mirror(sources_texts, suite):
                 for line in stanza.splitlines():
                     if line.strip().startswith("#") or ":" not in line:
                         continue
-                    key, _, value = line.partition(":")
+                    key, _sep, value = line.partition(":")
                     fields[key.strip().lower()] = value.split()
                 if "deb" in fields.get("types", []) and suite in fields.get("suites", []) and "main" in fields.get("components", []):
                     uris = fields.get("uris") or []
@@ -619,7 +619,7 @@ def import_images(plan, address, namespace="k8s.io", ctr="ctr"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("build")
     sub.add_parser("list")

@@ -218,6 +218,8 @@ address: $ip
 port: 10250
 readOnlyPort: 0
 healthzPort: 0
+# no KUBE-FIREWALL / KUBE-IPTABLES-HINT / canary chains: they would outlive the node (no kube-proxy here needs them)
+makeIPTablesUtilChains: false
 authentication:
   anonymous:
     enabled: true
