@@ -246,3 +246,26 @@ def test_reference_sidecar_hot_upgrade_on_a_real_kubelet(kube, namespace, real_n
     # the old twin went through SIGTERM and its drain, the new one runs the empty image: both exited 0
     assert kubelet["mesh-sidecar-1"]["exit"] == 0 and kubelet["mesh-sidecar-2"]["exit"] == 0, kubelet
     assert copy.deepcopy(st["mesh-sidecar-1"]["image"]).endswith("mesh-sidecar:empty")
+
+
+def test_two_hot_upgrades_alternate_the_slots_on_a_real_kubelet(kube, namespace, real_node, tmp_path):
+    kube.apps.create_namespaced_deployment(namespace, real_deployment("rn-app", namespace, real_node))
+    pod = wait_pod(kube, namespace, is_ready, 120, "the injected pod Ready on %s" % real_node)
+    uid, ip = pod["metadata"]["uid"], pod["status"]["podIP"]
+    image_ids = {}
+    for step, (image, working, empty_slot) in enumerate(((V2, "mesh-sidecar-2", "mesh-sidecar-1"), (V1, "mesh-sidecar-1", "mesh-sidecar-2")), 1):
+        path = write_yaml(tmp_path / ("s%d.yaml" % step), sidecarset_raw(image))
+        result, proc = run_module("sidecar_upgrade", dict(sidecarset=path, namespace=namespace, timeout=180), env=kube.env)
+        assert not result.get("failed"), proc.stdout[-4000:]
+        assert result["pods"][0]["writes"] == ["upgrade", "reset"]
+        pod = pods_of(kube, namespace)[0]
+        assert pod["metadata"]["uid"] == uid and is_ready(pod)
+        assert json.loads(pod["metadata"]["annotations"][WORKING]) == {"mesh-sidecar": working}
+        assert images(pod)[working] == image and images(pod)[empty_slot] == EMPTY
+        # every upgrade restarts each twin once: +2 per upgrade, the app never
+        assert restart_counts(pod) == {"mesh-sidecar-1": step, "mesh-sidecar-2": step, "app": 0}
+        assert http_get(ip)[:2] == (200, image.rsplit(":", 1)[1])
+        for name, status in statuses(pod).items():
+            image_ids.setdefault(status["image"], set()).add(status["imageID"])
+    # containerd reports the image's config digest: one imageID per image, whatever the container or restart
+    assert all(len(ids) == 1 and next(iter(ids)).startswith("sha256:") for ids in image_ids.values()), image_ids
