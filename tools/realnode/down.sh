@@ -83,7 +83,8 @@ stop_node() {
   fi
   ip link show "$br" >/dev/null 2>&1 && ip link del "$br"
   rm -f "$d/bridge"
-  if api_ready; then
+  # the Node object goes too, unless up.sh restarts this node (its pods stay bound and are started again)
+  if [ -z "${MESHOPS_REALNODE_ONLY:-}" ] && api_ready; then
     api_call DELETE "/api/v1/nodes/$name" >/dev/null 2>&1 || true
   fi
   # verify
