@@ -243,30 +243,61 @@ class KubeClient:
             raw_resp.release_conn()
 
 
-def read_modify_write(client, namespace, name, compute_patch, pod=None, retries=8):
+TRANSIENT_STATUSES = (0, 429, 500, 502, 503, 504)
+
+
+def is_transient(exc):
+    """A failure worth retrying: no HTTP answer (connection refused or cut, API server restarting), throttling
+    (429) or a 5xx of an overloaded or restarting server."""
+    return isinstance(exc, KubeError) and exc.status in TRANSIENT_STATUSES
+
+
+def backoff_delays(total=30.0, first=0.25, cap=4.0):
+    """Delays for retrying transient failures: doubling from ``first``, at most ``cap`` each, ``total`` s in all."""
+    delays, delay, spent = [], first, 0.0
+    while spent + delay <= total:
+        delays.append(delay)
+        spent += delay
+        delay = min(cap, delay * 2)
+    return delays
+
+
+def read_modify_write(client, namespace, name, compute_patch, pod=None, retries=8, transient=None, sleep=time.sleep):
     """Optimistic read-modify-write of one pod.
 
     ``compute_patch(pod)`` returns a patch body (dict, without resourceVersion) or ``None`` for "no
     write needed". The patch is sent as a strategic merge patch carrying the pod's
     ``metadata.resourceVersion``; on 409 the pod is read again and ``compute_patch`` called again.
     ``pod`` may be a recent copy to save the first GET. Returns ``(pod_after, wrote, attempts)``.
+
+    Transient failures (``is_transient``) of the GET or the PATCH are retried after the delays of ``transient``
+    (default ``backoff_delays()``: about 30 s in all), then re-raised. Retrying is safe because every write
+    carries the resourceVersion it was computed from: if a lost answer hid a write that did land, the retry gets
+    409, re-reads the pod and re-plans from what is stored, so nothing is applied twice (versions are bumped
+    once).
     """
     attempts = 0
+    waits = list(backoff_delays() if transient is None else transient)
     while True:
-        if pod is None:
-            pod = client.get_pod(namespace, name)
-        body = compute_patch(pod)
-        if body is None:
-            return pod, False, attempts
-        body = copy.deepcopy(body)
-        body.setdefault("metadata", {})["resourceVersion"] = pod["metadata"]["resourceVersion"]
-        attempts += 1
         try:
+            if pod is None:
+                pod = client.get_pod(namespace, name)
+            body = compute_patch(pod)
+            if body is None:
+                return pod, False, attempts
+            body = copy.deepcopy(body)
+            body.setdefault("metadata", {})["resourceVersion"] = pod["metadata"]["resourceVersion"]
+            attempts += 1
             return client.patch_pod(namespace, name, body), True, attempts
         except KubeError as exc:
-            if exc.status != 409 or attempts > retries:
-                raise
-            pod = None
+            if exc.status == 409 and attempts <= retries:
+                pod = None
+                continue
+            if is_transient(exc) and waits:
+                sleep(waits.pop(0))
+                pod = None
+                continue
+            raise
 
 
 class PodWatch:
@@ -285,7 +316,8 @@ class PodWatch:
         self.label_selector = label_selector
         self.pods = {}
         self.resource_version = None
-        self.error = None
+        self.error = None        # the last failure of the watch, ``None`` once it works again
+        self.failing_since = None
         self.changes = 0
         self.dirty = set()
         self._cond = threading.Condition()
@@ -334,6 +366,7 @@ class PodWatch:
                     rv = (obj.get("metadata") or {}).get("resourceVersion")
                     if rv:
                         self.resource_version = rv
+                    self.error = self.failing_since = None
                     if event_type == "BOOKMARK":
                         continue
                     name = obj["metadata"]["name"]
@@ -357,12 +390,23 @@ class PodWatch:
                             self.pods = dict((p["metadata"]["name"], p) for p in items)
                             self.dirty.update(self.pods)
                             self.changes += 1
+                            self.error = self.failing_since = None
                             self._cond.notify_all()
                         continue
                     except KubeError as exc2:
                         exc = exc2
-                self.error = exc
+                with self._cond:
+                    self.error = exc
+                    if self.failing_since is None:
+                        self.failing_since = time.monotonic()
+                    self.changes += 1  # wake the driver: it decides whether the failure is fatal
+                    self._cond.notify_all()
                 time.sleep(0.5)
+
+    def fatal_error(self):
+        """The watch's failure when retrying cannot help (401, 403, 404: credentials, RBAC, namespace), else ``None``."""
+        exc = self.error
+        return exc if isinstance(exc, KubeError) and exc.status in (401, 403, 404) else None
 
     def take_dirty(self):
         """Return the names of the pods that changed since the last call, and forget them."""

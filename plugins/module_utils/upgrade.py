@@ -292,10 +292,17 @@ class BatchUpgrade:
                 pending = [s for s in self.progress.values() if not s.finished]
                 if not pending:
                     break
+                fatal = self.watch.fatal_error()
+                if fatal is not None and not futures:
+                    for state in pending:
+                        state.finish(state.phase, "watching the pods of namespace %s failed: %s" % (self.watch.namespace, fatal), failed=True)
+                    break
                 if self.clock() >= deadline and not futures:
                     for state in pending:
                         pod = self.watch.snapshot(state.name)
                         reason = "timed out after %ss in phase %s" % (self.timeout, state.phase)
+                        if self.watch.error is not None:
+                            reason += " (the pod watch is failing: %s)" % self.watch.error
                         if self.rollback and pod is not None and "upgrade" in state.writes and "rollback" not in state.writes:
                             state.reason = reason
                             futures.append(self._submit(pool, ACTION_ROLLBACK, state))

@@ -1,0 +1,130 @@
+"""The I/O layer with a fake client: optimistic writes, transient-failure retries, the pod watch's errors."""
+
+import time
+
+import pytest
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import (
+    KubeError,
+    PodWatch,
+    backoff_delays,
+    is_transient,
+    parse_warning,
+    read_modify_write,
+)
+
+
+class FakeClient:
+    """Pods in a dict; ``failures`` is a list of exceptions raised by the next calls (``None`` = succeed)."""
+
+    def __init__(self, pod, failures=()):
+        self.pod = pod
+        self.failures = list(failures)
+        self.calls = []
+
+    def _maybe_fail(self, verb):
+        self.calls.append(verb)
+        if self.failures:
+            exc = self.failures.pop(0)
+            if exc is not None:
+                raise exc
+
+    def get_pod(self, namespace, name):
+        self._maybe_fail("get")
+        return dict(self.pod, metadata=dict(self.pod["metadata"]))
+
+    def patch_pod(self, namespace, name, body):
+        self._maybe_fail("patch")
+        if body["metadata"]["resourceVersion"] != self.pod["metadata"]["resourceVersion"]:
+            raise KubeError(409, "conflict")
+        rv = int(self.pod["metadata"]["resourceVersion"]) + 1
+        annotations = dict(self.pod["metadata"].get("annotations") or {})
+        annotations.update((body["metadata"].get("annotations") or {}))
+        self.pod = {"metadata": {"name": name, "resourceVersion": str(rv), "annotations": annotations}}
+        return self.pod
+
+
+def pod(rv="1", version="1"):
+    return {"metadata": {"name": "p", "resourceVersion": rv, "annotations": {"version": version}}}
+
+
+def bump(current):
+    """Plan "version + 1" from what is stored; nothing when it was bumped already (version 2)."""
+    version = int(current["metadata"]["annotations"]["version"])
+    return None if version >= 2 else {"metadata": {"annotations": {"version": str(version + 1)}}}
+
+
+def test_transient_failures_are_retried_with_backoff_and_versions_bump_once():
+    client = FakeClient(pod(), failures=[KubeError(0, "connection refused"), KubeError(503, "unavailable"), None, None])
+    slept = []
+    after, wrote, attempts = read_modify_write(client, "ns", "p", bump, transient=[0.1, 0.2, 0.4], sleep=slept.append)
+    assert wrote and after["metadata"]["annotations"]["version"] == "2"
+    assert slept == [0.1, 0.2]
+    assert client.calls == ["get", "get", "get", "patch"]
+
+
+def test_a_write_that_landed_but_whose_answer_was_lost_is_not_applied_twice():
+    client = FakeClient(pod())
+    real_patch = client.patch_pod
+
+    def lost_answer(namespace, name, body):
+        real_patch(namespace, name, body)            # the server stored it ...
+        client.patch_pod = real_patch
+        raise KubeError(0, "connection reset")        # ... but the answer never arrived
+
+    client.patch_pod = lost_answer
+    after, wrote, dummy = read_modify_write(client, "ns", "p", bump, pod=pod(), transient=[0], sleep=lambda s: None)
+    assert after["metadata"]["annotations"]["version"] == "2" and wrote is False   # re-planned: nothing left to do
+    assert client.pod["metadata"]["resourceVersion"] == "2"                          # one write in all
+
+
+def test_transient_retries_are_bounded_and_other_errors_are_not_retried():
+    client = FakeClient(pod(), failures=[KubeError(500, "boom")] * 5)
+    with pytest.raises(KubeError) as info:
+        read_modify_write(client, "ns", "p", bump, transient=[0, 0], sleep=lambda s: None)
+    assert info.value.status == 500 and client.calls == ["get", "get", "get"]
+    client = FakeClient(pod(), failures=[KubeError(403, "forbidden")])
+    with pytest.raises(KubeError) as info:
+        read_modify_write(client, "ns", "p", bump, transient=[0, 0], sleep=lambda s: None)
+    assert info.value.status == 403 and client.calls == ["get"]
+
+
+def test_backoff_and_transient_classification():
+    delays = backoff_delays(total=30.0, first=0.25, cap=4.0)
+    assert delays[:5] == [0.25, 0.5, 1.0, 2.0, 4.0] and max(delays) == 4.0 and sum(delays) <= 30.0
+    assert all(is_transient(KubeError(s, "x")) for s in (0, 429, 500, 502, 503, 504))
+    assert not any(is_transient(KubeError(s, "x")) for s in (400, 401, 403, 404, 409, 410, 422))
+    assert not is_transient(ValueError("a bug"))
+
+
+def test_parse_warning():
+    assert parse_warning('299 - "spec.template.spec.containers[0].foo: unknown field"') == \
+        "spec.template.spec.containers[0].foo: unknown field"
+    assert parse_warning("plain text") == "plain text"
+    assert parse_warning("") is None
+
+
+class WatchClient:
+    """list_pods answers; watch_pods fails with ``error`` every time."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def list_pods(self, namespace, label_selector=None, from_cache=False):
+        return [pod()], "1"
+
+    def watch_pods(self, namespace, resource_version, label_selector=None, timeout_seconds=30):
+        raise self.error
+
+
+@pytest.mark.parametrize("status,fatal", [(403, True), (401, True), (0, False), (503, False)])
+def test_pod_watch_reports_its_failure(status, fatal):
+    watch = PodWatch(WatchClient(KubeError(status, "watch failed with %d" % status)), "ns").start()
+    try:
+        deadline = time.monotonic() + 5
+        while watch.error is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watch.error is not None and watch.error.status == status
+        assert (watch.fatal_error() is not None) is fatal
+    finally:
+        watch.stop()
