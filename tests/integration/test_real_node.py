@@ -269,3 +269,34 @@ def test_two_hot_upgrades_alternate_the_slots_on_a_real_kubelet(kube, namespace,
             image_ids.setdefault(status["image"], set()).add(status["imageID"])
     # containerd reports the image's config digest: one imageID per image, whatever the container or restart
     assert all(len(ids) == 1 and next(iter(ids)).startswith("sha256:") for ids in image_ids.values()), image_ids
+
+
+PULL_FAIL_XFAIL = pytest.mark.xfail(strict=True, reason=(
+    "issue 12, reproduced on kubelet v1.36 (docs/real-nodes.md, 'Broken images'): while a pull fails the kubelet "
+    "reports the previous instance (image and imageID of the empty image), so the rollback records the empty "
+    "image's own imageID in lastContainerStatuses and the next run waits in 'resetting' forever"))
+
+
+@pytest.mark.parametrize("bad, timeout", [
+    ("meshops/mesh-sidecar:broken", 60),                                           # pulled, exits at once
+    pytest.param("meshops/mesh-sidecar:pull-fail", 20, marks=PULL_FAIL_XFAIL),    # never imported
+])
+def test_broken_image_rolls_back_then_the_fixed_image_lands(kube, namespace, real_node, tmp_path, bad, timeout):
+    kube.apps.create_namespaced_deployment(namespace, real_deployment("rn-app", namespace, real_node))
+    pod = wait_pod(kube, namespace, is_ready, 120, "the injected pod Ready on %s" % real_node)
+    uid, ip = pod["metadata"]["uid"], pod["status"]["podIP"]
+    path = write_yaml(tmp_path / "bad.yaml", sidecarset_raw(bad))
+    result, proc = run_module("sidecar_upgrade", dict(sidecarset=path, namespace=namespace, timeout=timeout, rollback=True),
+                              env=kube.env)
+    entry = result["pods"][0]
+    assert result.get("failed") and entry["phase"] == "rolled-back", proc.stdout[-4000:]
+    pod = pods_of(kube, namespace)[0]
+    assert images(pod) == {"mesh-sidecar-1": V1, "mesh-sidecar-2": EMPTY, "app": APP}
+    assert statuses(pod)["mesh-sidecar-1"]["ready"] and http_get(ip)[:2] == (200, "v1")   # the old sidecar kept serving
+    path = write_yaml(tmp_path / "fixed.yaml", sidecarset_raw(V2))
+    result, proc = run_module("sidecar_upgrade", dict(sidecarset=path, namespace=namespace, timeout=60), env=kube.env)
+    assert not result.get("failed"), proc.stdout[-4000:]
+    pod = pods_of(kube, namespace)[0]
+    assert pod["metadata"]["uid"] == uid and is_ready(pod)
+    assert images(pod) == {"mesh-sidecar-1": EMPTY, "mesh-sidecar-2": V2, "app": APP}
+    assert http_get(ip)[:2] == (200, "v2")
