@@ -253,7 +253,10 @@ class Writer:
             self.queues.pop(key, None)
 
     def _execute(self, key, kind, payload):
-        for attempt in range(5):
+        # kubelet's status manager keeps re-sending a pod's latest status until the API server takes it; an
+        # API server that restarts is gone for a few seconds, so status, bind and delete writes retry ~35 s
+        # (events, best effort as in kubelet, ~3 s)
+        for attempt in range(5 if kind == "event" else 40):
             try:
                 payload_fn = payload[0]
                 payload_fn(*payload[1:])
@@ -272,14 +275,14 @@ class Writer:
                         self._drop(key)
                     return
                 if exc.status in (429, 500, 503, 504):
-                    time.sleep(0.2 * (attempt + 1))
+                    time.sleep(min(1.0, 0.2 * (attempt + 1)))
                     continue
                 LOG.warning("%s %s: %s", kind, key, exc)
                 self.errors += 1
                 return
             except Exception as exc:  # connection errors: retry
                 LOG.warning("%s %s: %s (attempt %d)", kind, key, exc, attempt + 1)
-                time.sleep(0.2 * (attempt + 1))
+                time.sleep(min(1.0, 0.2 * (attempt + 1)))
         self.errors += 1
 
 
