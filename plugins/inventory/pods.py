@@ -108,6 +108,7 @@ except ImportError:  # pragma: no cover - kubernetes.core is a dependency of the
     class CoreException(Exception):
         """Stand-in when kubernetes.core cannot be imported."""
 
+from ansible_collections.meshops.sidecarset.plugins.module_utils.connection import AUTH_KEYS, connection_options
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import MeshopsError, SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import is_pod_active
@@ -115,9 +116,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors impor
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets, sidecarset_name
 from ansible_collections.meshops.sidecarset.plugins.module_utils.status import pod_report
 
-AUTH_KEYS = ("kubeconfig", "context", "host", "api_key", "username", "password", "validate_certs", "ca_cert",
-             "client_cert", "client_key", "proxy", "no_proxy", "proxy_headers", "persist_config", "impersonate_user",
-             "impersonate_groups")
 ZONE_LABEL = "topology.kubernetes.io/zone"
 PHASE_GROUPS = {
     "idle": "needs_upgrade",
@@ -223,7 +221,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         # pylint: disable=import-outside-toplevel
         from ansible_collections.meshops.sidecarset.plugins.module_utils.client import client_from_options
 
-        auth = {key: cluster[key] for key in AUTH_KEYS if cluster.get(key) not in (None, "")}
+        auth = connection_options(cluster)
         return client_from_options(**auth)
 
     def _fetch(self, path):
