@@ -6,7 +6,9 @@
 ``inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None) -> (new_pod, injected_names)``
 works on a pod-like dict ``{"metadata": ..., "spec": ...}`` (a Pod or a workload's pod template) and never
 mutates its input. The SidecarSets (normalised by ``sidecarset.normalize_sidecarset``; un-normalised ones are
-normalised on the fly) are applied in name order when they match and are not ``injectionStrategy.paused``.
+normalised on the fly) are applied when they match and are not ``injectionStrategy.paused``, in Kruise's order:
+those with a ``kubernetes.io/metadata.name`` namespaceSelector (Kruise's namespace index) first, then the others, by
+name inside each group (``injection_order``); the annotations list them in name order.
 
 Re-injection is idempotent and in place: containers, init containers and volumes a SidecarSet injected earlier
 (recognised by the ``IS_INJECTED=true`` env plus the ``sidecarList`` of the pod's ``kruise.io/sidecarset-hash``
@@ -35,6 +37,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     ENV_VERSION,
     ENV_VERSION_ALT,
     INJECTED_LIST,
+    NAMESPACE_NAME_LABEL,
     POD_HASH,
     POD_HASH_WITHOUT_IMAGE,
     WORKING_HOTUPGRADE_CONTAINER,
@@ -245,6 +248,7 @@ class CompiledSidecarSet(object):
         self.select = (lambda labels: False) if is_empty_selector(selector) else compile_label_selector(selector)
         ns_selector = spec.get("namespaceSelector")
         self.select_namespace = None if ns_selector is None else compile_label_selector(ns_selector)
+        self.namespace_indexed = namespace_indexed(ns_selector)
         self.init = [_Sidecar(c, True) for c in spec.get("initContainers") or ()]
         self.containers = [_Sidecar(c, False) for c in spec.get("containers") or ()]
         self.volumes = {v["name"]: _Frozen(v) for v in spec.get("volumes") or ()}
@@ -290,6 +294,25 @@ class CompiledSidecarSet(object):
         if self.select_namespace is not None and not self.select_namespace(namespace_labels):
             return False
         return self.select(labels)
+
+
+def namespace_indexed(ns_selector):
+    """True when Kruise's webhook finds this SidecarSet under the pod's namespace rather than among the cluster-wide
+    ones (``IndexSidecarSetV1Beta1``, pkg/util/fieldindex/register.go): a namespaceSelector with a
+    ``kubernetes.io/metadata.name`` matchLabel, or a matchExpression ``kubernetes.io/metadata.name In [...]``."""
+    if not isinstance(ns_selector, dict):
+        return False
+    if NAMESPACE_NAME_LABEL in (ns_selector.get("matchLabels") or {}):
+        return True
+    return any(isinstance(e, dict) and e.get("key") == NAMESPACE_NAME_LABEL and e.get("operator") == "In"
+               for e in ns_selector.get("matchExpressions") or ())
+
+
+def injection_order(matched):
+    """The order in which Kruise's webhook builds the matched SidecarSets: those indexed under the pod's namespace
+    first, then the cluster-wide ones (``sidecarsetMutatingPod`` lists the two indexes in that order); by name
+    inside each (Kruise: its cache's order, not guaranteed). Annotations stay in name order (Go sorts map keys)."""
+    return [c for c in matched if c.namespace_indexed] + [c for c in matched if not c.namespace_indexed]
 
 
 _CACHE = {}
@@ -603,8 +626,9 @@ def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None
     _check_clashes(matched, containers, init_containers, owners, init_owners, removing)
 
     context = _Context([c for c, o in zip(containers, owners) if o not in removing], metadata)
+    ordered = injection_order(matched)
     new_containers, new_init = [], []
-    for compiled in matched:
+    for compiled in ordered:
         for sidecar in compiled.containers:
             for built in sidecar.build(context):
                 new_containers.append((built, sidecar.policy))
@@ -618,10 +642,10 @@ def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None
     new_spec["containers"] = final_containers
     if final_init or "initContainers" in spec:
         new_spec["initContainers"] = final_init
-    _merge_volumes(new_spec, spec, matched, _volume_refs(old_containers) | _volume_refs(old_init),
+    _merge_volumes(new_spec, spec, ordered, _volume_refs(old_containers) | _volume_refs(old_init),
                    final_containers + final_init, {id(c) for c, dummy in new_containers + new_init})
 
-    added = [secret for compiled in matched for secret in compiled.secrets]
+    added = [secret for compiled in ordered for secret in compiled.secrets]
     if added:
         secrets = list(spec.get("imagePullSecrets") or [])
         secret_names = {s.get("name") for s in secrets}
@@ -633,7 +657,7 @@ def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None
             new_spec["imagePullSecrets"] = secrets
 
     new_annotations = dict(annotations)
-    for compiled in matched:
+    for compiled in ordered:
         _apply_patches(new_annotations, compiled.patches)
     _write_annotations(new_annotations, annotations, matched, removing, old_hash, old_list, format_timestamp(now))
     if new_annotations:

@@ -204,7 +204,8 @@ def test_reinjection_is_idempotent_and_keeps_timestamps():
     twice, second = inject_pod(once, sets, now=LATER)
     assert first == second == ["hotupgrade-sidecarset", "mosn"]
     assert twice == once
-    assert names(once) == ["sidecar-1", "sidecar-2", "mosn-1", "mosn-2", "test-app"]
+    # mosn's v1alpha1 namespace is a kubernetes.io/metadata.name selector: Kruise's namespace index comes first
+    assert names(once) == ["mosn-1", "mosn-2", "sidecar-1", "sidecar-2", "test-app"]
 
 
 def test_changed_image_replaces_in_place_and_resets_versions():
