@@ -324,6 +324,32 @@ def test_several_sidecarsets_order_before_after_and_init():
     assert again == out
 
 
+def test_namespace_indexed_sidecarsets_are_built_before_cluster_wide_ones():
+    # Kruise's webhook lists the SidecarSets indexed under the pod's namespace (a kubernetes.io/metadata.name
+    # namespaceSelector) first, then the cluster-wide ones: found by tests/conformance against kruise-manager v1.9.0
+    wide = simple("a-wide", [{"name": "wide", "image": "w:1", "volumeMounts": [{"name": "v-wide", "mountPath": "/w"}]}],
+                  imagePullSecrets=[{"name": "s-wide"}], volumes=[{"name": "v-wide", "emptyDir": {}}])
+    by_label = simple("z-local", [{"name": "local", "image": "l:1", "volumeMounts": [{"name": "v-local", "mountPath": "/l"}]}],
+                      namespaceSelector={"matchLabels": {"kubernetes.io/metadata.name": "shop"}},
+                      imagePullSecrets=[{"name": "s-local"}], volumes=[{"name": "v-local", "emptyDir": {}}])
+    by_expression = simple("m-listed", [{"name": "listed", "image": "m:1"}], namespaceSelector={
+        "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["shop", "x"]}]})
+    other_label = simple("b-team", [{"name": "team", "image": "t:1"}],
+                         namespaceSelector={"matchLabels": {"team": "shop"}})
+    sets = [wide, by_label, by_expression, other_label]
+    labels = {"team": "shop", "kubernetes.io/metadata.name": "shop"}
+    out, injected = inject_pod(web_pod(), sets, namespace="shop", namespace_labels=labels, now=NOW)
+    assert injected == ["a-wide", "b-team", "m-listed", "z-local"]
+    assert names(out) == ["listed", "local", "wide", "team", "app"]
+    assert [s["name"] for s in out["spec"]["imagePullSecrets"]] == ["s-local", "s-wide"]
+    assert [v["name"] for v in out["spec"]["volumes"]] == ["v-local", "v-wide"]
+    annotations = out["metadata"]["annotations"]
+    assert annotations["kruise.io/sidecarset-injected-list"] == "a-wide,b-team,m-listed,z-local"
+    assert list(json.loads(annotations["kruise.io/sidecarset-hash"])) == ["a-wide", "b-team", "m-listed", "z-local"]
+    again, dummy = inject_pod(out, list(reversed(sets)), namespace="shop", namespace_labels=labels, now=LATER)
+    assert again == out
+
+
 def test_new_sidecarset_added_later_goes_before_the_app_containers():
     alpha = simple("alpha", [{"name": "a", "image": "a:1"}])
     beta = simple("beta", [{"name": "b", "image": "b:1"}])
