@@ -1,0 +1,268 @@
+"""Helpers of the Kruise conformance suite (docs/kruise-conformance.md): the reference cluster, cases, our modules.
+
+The reference is the real kruise-manager (tools/kruise/kruise.sh) on a control plane of its own
+(/tmp/kruise-cluster, https://127.0.0.1:18443), never the shared test cluster. The session fixture ``kruise``
+reuses a running one (``kruise.sh status``), else starts it and stops it at the end of the session
+(``KRUISE_KEEP=1`` keeps it). Without Go or the module proxy the suite is skipped with kruise.sh's message.
+
+Each case gets three namespaces of the same labels (``case`` fixture):
+  * ``kruise``: Kruise's pod webhook injects there;
+  * ``online``: labelled ``control-plane=meshops-conformance``, which the ``mpod.kb.io`` namespaceSelector of
+    Kruise's own config/webhook/patch_manifests.yaml excludes: our online injection (sidecar_inject on a
+    Deployment) creates the pods there;
+  * ``offline``: the same exclusion; the Deployment our offline injection rendered is created there.
+SidecarSets the case created are deleted after it.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import urllib3
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+
+from modrun import ANSIBLE_PLAYBOOK, ansible_env  # noqa: E402  pylint: disable=wrong-import-position
+
+KRUISE_SH = ROOT / "tools" / "kruise" / "kruise.sh"
+CLUSTER_DIR = Path(os.environ.get("KRUISE_CLUSTER_DIR", "/tmp/kruise-cluster"))
+OUT = ROOT / "out" / "conformance"
+EXCLUDED = {"control-plane": "meshops-conformance"}
+
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+RESULTS = []
+
+
+def record(entry):
+    """Keep one case's figures for out/conformance/results.json."""
+    RESULTS.append(entry)
+
+
+def wait_for(predicate, timeout=30.0, interval=0.2, message="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # pylint: disable=broad-except
+            last = exc
+        if time.monotonic() > deadline:
+            pytest.fail("timed out after %.0fs waiting for %s%s" % (timeout, message, " (last error: %r)" % (last,) if last else ""))
+        time.sleep(interval)
+
+
+class Kruise:
+    """The reference control plane with kruise-manager: API clients and helpers."""
+
+    GROUP = "apps.kruise.io"
+
+    def __init__(self, kubeconfig, version):
+        from kubernetes import client, config  # pylint: disable=import-outside-toplevel
+
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+        self.kubeconfig = str(kubeconfig)
+        self.version = version
+        self.api_client = client.ApiClient(cfg)
+        self.core = client.CoreV1Api(self.api_client)
+        self.apps = client.AppsV1Api(self.api_client)
+        self.custom = client.CustomObjectsApi(self.api_client)
+        self.env = {"KUBECONFIG": self.kubeconfig, "K8S_AUTH_KUBECONFIG": self.kubeconfig}
+        self.server_version = client.VersionApi(self.api_client).get_code().git_version
+
+    def plain(self, obj):
+        return self.api_client.sanitize_for_serialization(obj)
+
+    # SidecarSets -----------------------------------------------------------------------------------
+    def create_sidecarset(self, raw):
+        version = raw["apiVersion"].split("/")[1]
+        return self.custom.create_cluster_custom_object(self.GROUP, version, "sidecarsets", raw)
+
+    def get_sidecarset(self, name, version="v1beta1"):
+        return self.custom.get_cluster_custom_object(self.GROUP, version, "sidecarsets", name)
+
+    def patch_sidecarset(self, name, patch, version="v1beta1"):
+        return self.custom.patch_cluster_custom_object(self.GROUP, version, "sidecarsets", name, patch)
+
+    def delete_sidecarset(self, name):
+        from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel
+
+        try:
+            self.custom.delete_cluster_custom_object(self.GROUP, "v1beta1", "sidecarsets", name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def wait_sidecarset_observed(self, name, timeout=30):
+        """Until the controller has reconciled the current generation (so the shared cache, which the pod webhook
+        reads, has it too)."""
+        def observed():
+            obj = self.get_sidecarset(name)
+            status = obj.get("status") or {}
+            return obj if status.get("observedGeneration") == obj["metadata"]["generation"] else None
+        return wait_for(observed, timeout=timeout, message="SidecarSet %s observed by Kruise's controller" % name)
+
+    # pods ------------------------------------------------------------------------------------------
+    def pods(self, namespace, selector=None):
+        items = self.plain(self.core.list_namespaced_pod(namespace, label_selector=selector).items)
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def kruise_sh(*args, timeout=3600):
+    return subprocess.run([str(KRUISE_SH), *args], cwd=str(ROOT), capture_output=True, text=True, timeout=timeout, check=False)
+
+
+class Case:
+    """Three namespaces of one case (see the module docstring), and cleanup."""
+
+    def __init__(self, kruise, slug, labels):
+        from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+        self.kruise = kruise
+        suffix = uuid.uuid4().hex[:5]
+        self.labels = dict(labels)
+        self.namespaces = {}
+        for side in ("kruise", "online", "offline"):
+            name = ("%s-%s-%s" % (slug[:40], side[:3], suffix)).strip("-")
+            ns_labels = self.namespace_labels(side, with_name=False)
+            kruise.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=ns_labels)))
+            self.namespaces[side] = name
+        for name in self.namespaces.values():
+            wait_for(lambda n=name: kruise.core.read_namespaced_service_account("default", n), timeout=30,
+                     message="ServiceAccount %s/default" % name)
+        self.sidecarsets = []
+
+    def namespace_labels(self, side, with_name=True):
+        """The labels of a side's namespace (also what our offline injection is told, ``namespace_labels``)."""
+        labels = dict(self.labels)
+        labels["meshops.io/conformance-side"] = "kruise" if side == "kruise" else "ours"
+        if side != "kruise":
+            labels.update(EXCLUDED)
+        if with_name:
+            labels["kubernetes.io/metadata.name"] = self.namespaces[side]
+        return labels
+
+    def cleanup(self):
+        for name in self.sidecarsets:
+            self.kruise.delete_sidecarset(name)
+        for name in self.namespaces.values():
+            try:
+                self.kruise.core.delete_namespace(name)
+            except Exception:  # pylint: disable=broad-except
+                pass
+
+
+def run_tasks(tasks, env, timeout=600):
+    """Run our modules as tasks of one ansible-playbook run; return their registered results in order."""
+    import tempfile  # pylint: disable=import-outside-toplevel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "results.json")
+        play_tasks = []
+        for index, (module, args) in enumerate(tasks):
+            play_tasks.append({"name": "task %d %s" % (index, module), "meshops.sidecarset.%s" % module: args,
+                               "register": "r%d" % index, "ignore_errors": True})
+        play_tasks.append({"name": "dump", "ansible.builtin.copy": {
+            "content": "{{ [%s] | to_json }}" % ", ".join("r%d" % i for i in range(len(tasks))), "dest": out}})
+        path = os.path.join(tmp, "play.yml")
+        with open(path, "w", encoding="utf-8") as handle:
+            yaml.safe_dump([{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": play_tasks}], handle)
+        proc = subprocess.run([ANSIBLE_PLAYBOOK, path], cwd=str(ROOT), env=ansible_env(env), capture_output=True, text=True,
+                              timeout=timeout, check=False)
+        if not os.path.exists(out):
+            raise AssertionError("ansible-playbook did not run:\n" + proc.stdout + proc.stderr)
+        with open(out, encoding="utf-8") as handle:
+            return json.load(handle), proc
+
+
+# ------------------------------------------------------------------------------------------------ injection cases
+SIDE_LABEL = "meshops.io/conformance-side"
+
+
+def scope_to(raw, side):
+    """The Kruise copy of a SidecarSet, limited to the Kruise namespace of the case: a requirement
+    ``meshops.io/conformance-side=<side>`` is added to its namespaceSelector (or becomes it). It keeps Kruise's
+    controller away from our pods (it would count them, and upgrade them on an image change). Neither hash covers
+    the namespaceSelector, and the webhook's namespace index (kubernetes.io/metadata.name) does not change. A v1alpha1
+    ``spec.namespace`` already names one namespace and is left alone."""
+    raw = json.loads(json.dumps(raw))
+    spec = raw["spec"]
+    if raw["apiVersion"].endswith("/v1alpha1") and spec.get("namespace"):
+        return raw
+    selector = spec.setdefault("namespaceSelector", {})
+    selector.setdefault("matchExpressions", []).append({"key": SIDE_LABEL, "operator": "In", "values": [side]})
+    return raw
+
+
+def app_deployment(name, namespace, template):
+    template = json.loads(json.dumps(template))
+    template.setdefault("metadata", {}).setdefault("labels", {})["conformance-app"] = name
+    template["spec"].setdefault("terminationGracePeriodSeconds", 1)
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"conformance-app": name}}, "template": template}}
+
+
+def newest_pods(kruise, namespace, name):
+    """The pods of the newest ReplicaSet of Deployment ``name`` (once the Deployment has rolled out)."""
+    dep = kruise.plain(kruise.apps.read_namespaced_deployment(name, namespace))
+    status = dep.get("status") or {}
+    if status.get("observedGeneration") != dep["metadata"]["generation"] or status.get("updatedReplicas") != 1:
+        return None
+    sets = kruise.plain(kruise.apps.list_namespaced_replica_set(namespace, label_selector="conformance-app=" + name).items)
+    if not sets:
+        return None
+    newest = max(sets, key=lambda rs: int(rs["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", "0")))
+    pods = [p for p in kruise.pods(namespace, "conformance-app=" + name)
+            if p["metadata"]["labels"].get("pod-template-hash") == newest["metadata"]["labels"].get("pod-template-hash")]
+    return pods if len(pods) == 1 else None
+
+
+def write_yaml(path, data):
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump_all(data if isinstance(data, list) else [data], handle, sort_keys=False)
+    return str(path)
+
+
+def run_injection(kruise, case, sidecarsets, template, tmp_path, app="app"):
+    """Apply the same SidecarSets and workload to Kruise and to us; return the three pods and our module results.
+
+    ``sidecarsets``: a function of the namespace name -> [SidecarSet dicts] (so that a v1alpha1 ``namespace`` or a
+    ``kubernetes.io/metadata.name`` selector can name each side's namespace). ``template``: the pod template.
+    """
+    kns, ons, ofs = case.namespaces["kruise"], case.namespaces["online"], case.namespaces["offline"]
+    # Kruise: its SidecarSet webhooks default and hash, its controller observes, its pod webhook injects
+    for raw in sidecarsets(kns):
+        kruise.create_sidecarset(scope_to(raw, "kruise"))
+        case.sidecarsets.append(raw["metadata"]["name"])
+    stored = {name: kruise.wait_sidecarset_observed(name) for name in case.sidecarsets}
+    kruise.apps.create_namespaced_deployment(kns, app_deployment(app, kns, template))
+    # us: online (a plain Deployment, then sidecar_inject on it) and offline (the same manifest rendered)
+    kruise.apps.create_namespaced_deployment(ons, app_deployment(app, ons, template))
+    online_files = [write_yaml(tmp_path / ("online-%d.yaml" % i), raw) for i, raw in enumerate(sidecarsets(ons))]
+    offline_files = [write_yaml(tmp_path / ("offline-%d.yaml" % i), raw) for i, raw in enumerate(sidecarsets(ofs))]
+    (online, offline), proc = run_tasks([
+        ("sidecar_inject", {"sidecarsets": online_files, "namespace": ons, "workloads": ["Deployment/" + app]}),
+        ("sidecar_inject", {"sidecarsets": offline_files, "manifests": [app_deployment(app, ofs, template)],
+                            "namespace_labels": {ofs: case.namespace_labels("offline")}}),
+    ], kruise.env)
+    assert not online.get("failed"), (online, proc.stdout[-3000:])
+    assert not offline.get("failed"), (offline, proc.stdout[-3000:])
+    kruise.apps.create_namespaced_deployment(ofs, offline["documents"][0])
+    pods = {}
+    for side, namespace in (("kruise", kns), ("online", ons), ("offline", ofs)):
+        pods[side] = wait_for(lambda n=namespace: newest_pods(kruise, n, app), timeout=60,
+                              message="the %s pod of Deployment %s/%s" % (side, namespace, app))[0]
+    return {"pods": pods, "online": online, "offline": offline, "stored": stored}
