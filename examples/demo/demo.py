@@ -162,6 +162,7 @@ class Demo:
 
         wait_for("namespace %s to be deleted" % self.ns, gone, 120)
         self.core.create_namespace({"metadata": {"name": self.ns}})
+
         def default_sa():
             # the pods need the namespace's default ServiceAccount (Kubernetes >= 1.24 creates no token Secret)
             try:

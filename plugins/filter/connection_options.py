@@ -13,9 +13,10 @@ version_added: 0.2.0
 author:
   - meshops.sidecarset contributors (@meshops)
 description:
-  - Returns the keys of the input that are kubernetes.core connection options (C(kubeconfig), C(context),
-    C(host), C(api_key), C(validate_certs), C(ca_cert), C(client_cert), C(client_key), C(proxy), ...: exactly
-    the keys of kubernetes.core's authentication argument spec), leaving out unset ones (null or empty).
+  - Returns the keys of the input that are kubernetes.core connection options, exactly the keys of
+    kubernetes.core's authentication argument spec (C(kubeconfig), C(context), C(host), C(api_key),
+    C(validate_certs), C(ca_cert), C(client_cert), C(client_key), C(proxy) and the others), leaving out unset
+    ones (null or empty).
   - The roles pass its result once, as C(module_defaults) of the C(group/meshops.sidecarset.sidecar) action
     group, to every module of the collection.
 options:

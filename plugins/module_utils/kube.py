@@ -45,7 +45,6 @@ STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 
 
-
 class KubeError(Exception):
     """An API error: ``status`` is the HTTP code (0 for transport errors), ``reason`` the API reason."""
 

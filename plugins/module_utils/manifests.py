@@ -39,7 +39,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import ki
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import namespace_labels as namespace_labels_of
 
 
-
 def _require_yaml():
     if not HAS_YAML:
         raise ManifestError("PyYAML is required to read and write manifests (pip install PyYAML)")

@@ -19,7 +19,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import Kub
 from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest, pod_template_path
 
 
-
 def parse_workload_ref(ref):
     """``"Deployment/web"`` or ``{"kind": "Deployment", "name": "web"}`` -> ``("Deployment", "web")``."""
     if isinstance(ref, dict):
