@@ -277,11 +277,11 @@ PULL_FAIL_XFAIL = pytest.mark.xfail(strict=True, reason=(
     "image's own imageID in lastContainerStatuses and the next run waits in 'resetting' forever"))
 
 
-@pytest.mark.parametrize("bad, timeout", [
-    ("meshops/mesh-sidecar:broken", 60),                                           # pulled, exits at once
-    pytest.param("meshops/mesh-sidecar:pull-fail", 20, marks=PULL_FAIL_XFAIL),    # never imported
+@pytest.mark.parametrize("bad, timeout, fixed_timeout", [
+    ("meshops/mesh-sidecar:broken", 60, 180),                                          # pulled, exits at once
+    pytest.param("meshops/mesh-sidecar:pull-fail", 20, 60, marks=PULL_FAIL_XFAIL),    # never imported
 ])
-def test_broken_image_rolls_back_then_the_fixed_image_lands(kube, namespace, real_node, tmp_path, bad, timeout):
+def test_broken_image_rolls_back_then_the_fixed_image_lands(kube, namespace, real_node, tmp_path, bad, timeout, fixed_timeout):
     kube.apps.create_namespaced_deployment(namespace, real_deployment("rn-app", namespace, real_node))
     pod = wait_pod(kube, namespace, is_ready, 120, "the injected pod Ready on %s" % real_node)
     uid, ip = pod["metadata"]["uid"], pod["status"]["podIP"]
@@ -294,7 +294,7 @@ def test_broken_image_rolls_back_then_the_fixed_image_lands(kube, namespace, rea
     assert images(pod) == {"mesh-sidecar-1": V1, "mesh-sidecar-2": EMPTY, "app": APP}
     assert statuses(pod)["mesh-sidecar-1"]["ready"] and http_get(ip)[:2] == (200, "v1")   # the old sidecar kept serving
     path = write_yaml(tmp_path / "fixed.yaml", sidecarset_raw(V2))
-    result, proc = run_module("sidecar_upgrade", dict(sidecarset=path, namespace=namespace, timeout=60), env=kube.env)
+    result, proc = run_module("sidecar_upgrade", dict(sidecarset=path, namespace=namespace, timeout=fixed_timeout), env=kube.env)
     assert not result.get("failed"), proc.stdout[-4000:]
     pod = pods_of(kube, namespace)[0]
     assert pod["metadata"]["uid"] == uid and is_ready(pod)
