@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PYTHONDONTWRITEBYTECODE := 1
+# Real kubelet nodes (containerd + kubelet, docs/real-nodes.md) beside the simulated ones, for `make cluster-up`
+# and the real-node tests of `make test`; REAL_NODES=0 to skip them.
+REAL_NODES ?= 1
 
 .PHONY: help setup test unit sanity lint integration molecule bench demo demo-offline cluster-up cluster-down ensure-cluster clean
 
@@ -27,7 +30,7 @@ lint: setup
 	$(VENV)/bin/ansible-lint --offline -q
 
 cluster-up: setup
-	tools/cluster/up.sh
+	REAL_NODES=$(REAL_NODES) tools/cluster/up.sh
 
 # With KUBECONFIG set, the tests use that cluster (e.g. kind) and nothing is started here.
 ensure-cluster: setup
@@ -37,7 +40,7 @@ cluster-down:
 	tools/cluster/down.sh
 
 integration: ensure-cluster
-	$(PY) -m pytest -q -p no:cacheprovider tests/integration
+	REAL_NODES=$(REAL_NODES) $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 molecule: ensure-cluster
 	tools/molecule.sh
@@ -49,7 +52,7 @@ test: setup
 	$(VENV)/bin/ansible-lint --offline -q
 	@$(MAKE) --no-print-directory ensure-cluster
 	@if [ -x tools/molecule.sh ]; then tools/molecule.sh; fi
-	$(PY) -m pytest -p no:cacheprovider -q -rs tests/unit tests/integration
+	REAL_NODES=$(REAL_NODES) $(PY) -m pytest -p no:cacheprovider -q -rs tests/unit tests/integration
 
 # JSON lines on stdout only: setup and the benchmarks' progress go to stderr.
 bench:

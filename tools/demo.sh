@@ -17,6 +17,7 @@
 # MESHOPS_KCM_PORT (30257), DEMO_ARGS (extra arguments of examples/demo/demo.py, e.g. "--rate 40").
 # Exit codes: 0 every check passed, 1 a check failed, 2 a step could not run, or up.sh's code.
 set -euo pipefail
+export REAL_NODES=0   # its control plane of its own runs on simulated nodes only (docs/real-nodes.md)
 
 case "${1:-}" in
   "") ;;

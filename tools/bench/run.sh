@@ -8,6 +8,7 @@
 # bench_upgrade runs on both, bench_rollout on "bench". With KUBECONFIG set, every benchmark uses that
 # cluster instead (profile "external") and nothing is started.
 set -uo pipefail
+export REAL_NODES=0   # its control plane of its own runs on simulated nodes only (docs/real-nodes.md)
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
 PY=.venv/bin/python

@@ -29,6 +29,11 @@ ours() {  # ours <pid> <component>: the pid still runs the program we started
 
 group_alive() { [ -n "$(ps -o pid= -g "$1" 2>/dev/null)" ]; }
 
+# real kubelet nodes first (they use this control plane; docs/real-nodes.md)
+if ls -d "$STATE"/realnode-* >/dev/null 2>&1 && [ -x "$ROOT/tools/realnode/down.sh" ]; then
+  MESHOPS_CLUSTER_DIR="$STATE" "$ROOT/tools/realnode/down.sh" || { say "FAILED: tools/realnode/down.sh" >&2; exit 1; }
+fi
+
 stopped=0
 for c in "${COMPONENTS[@]}"; do
   f="$STATE/$c.pid"

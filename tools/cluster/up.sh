@@ -9,6 +9,7 @@
 #   MESHOPS_APISERVER_PORT   (16443)   MESHOPS_ETCD_PORT (23790)   MESHOPS_ETCD_PEER_PORT (23800)
 #   MESHOPS_KCM_PORT         (20257)   NODESIM_NODES (3)           NODESIM_CONFIG (behaviour file)
 #   NODESIM_ARGS (extra args, e.g. --zero-delay)   MESHOPS_CLUSTER_DIR (.cluster)
+#   REAL_NODES (0; 1 adds MESHOPS_REAL_NODES real kubelet nodes with tools/realnode/up.sh, docs/real-nodes.md)
 #   MESHOPS_APISERVER_ARGS (extra kube-apiserver flags, e.g. --v=2)
 #   K8S_VERSION (default in tools/cluster/versions.env)
 #   MESHOPS_CACHE (binary cache, ~/.cache/meshops-sidecarset/k8s-<version>)
@@ -119,6 +120,18 @@ start_nodesim() {
   nodesim_version >"$STATE/nodesim.version"
 }
 
+start_real_nodes() {  # REAL_NODES=1: real kubelet nodes beside the simulated ones (idempotent)
+  [ "${REAL_NODES:-0}" = "1" ] || return 0
+  local rc=0
+  MESHOPS_CLUSTER_DIR="$STATE" "$ROOT/tools/realnode/up.sh" || rc=$?
+  if [ "$rc" -eq 2 ]; then
+    say "REAL_NODES=1 but no kubelet can run on this machine (message above): only simulated nodes (the real-node tests are skipped and say why)"
+  elif [ "$rc" -ne 0 ]; then
+    echo "cluster-up: FAILED: tools/realnode/up.sh (exit $rc)" >&2
+    exit 1
+  fi
+}
+
 nodesim_version() { cat "$ROOT"/tools/nodesim/*.py ${NODESIM_CONFIG:+"$NODESIM_CONFIG"} 2>/dev/null | sha256sum | cut -c1-16; }
 
 running_version="$(sed -n 's/^K8S_VERSION=//p' "$STATE/env" 2>/dev/null || true)"
@@ -137,6 +150,7 @@ if all_alive && [ "$(api_get /readyz)" = "ok" ]; then
     rm -f "$STATE/nodesim.pid" "$STATE/nodesim.ready"
     start_nodesim
   fi
+  start_real_nodes
   say "already running (apiserver $API, kubeconfig $STATE/kubeconfig)"
   exit 0
 fi
@@ -219,7 +233,8 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --service-account-key-file="$STATE/sa.key" --service-account-signing-key-file="$STATE/sa.key" \
   --service-account-issuer=https://kubernetes.default.svc \
   --service-cluster-ip-range=10.96.0.0/24 \
-  --allow-privileged=true --profiling=false --event-ttl=30m ${MESHOPS_APISERVER_ARGS:-}
+  --allow-privileged=true --profiling=false --event-ttl=30m \
+  --kubelet-preferred-address-types=InternalIP,Hostname ${MESHOPS_APISERVER_ARGS:-}
 api_ok() { [ "$(api_get /readyz)" = "ok" ]; }
 wait_for kube-apiserver 90 api_ok
 
@@ -247,5 +262,6 @@ MESHOPS_ETCD_PEER_PORT=$ETCD_PEER_PORT
 MESHOPS_KCM_PORT=$KCM_PORT
 K8S_VERSION=$KV
 EOF
+start_real_nodes
 say "ready in $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s: $API, $NODES simulated nodes; logs and pids in $STATE"
 say "use it with: export KUBECONFIG=$STATE/kubeconfig"
