@@ -129,4 +129,4 @@ for b in $WANT; do
   echo "$b $secs" >>"$CACHE/build-times"
   echo "cluster-build: $b built in $secs s"
 done
-"$BIN/kube-apiserver" --version
+for b in $WANT; do printf "cluster-build: %s " "$b"; "$BIN/$b" --version 2>/dev/null | head -n1; done
