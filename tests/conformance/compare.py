@@ -155,6 +155,11 @@ KNOWN = {
         "<name>-<FNV hash of the revision's Go JSON>); we write it only when the SidecarSet passed in carries "
         "status.latestRevision (read from a cluster with Kruise): without Kruise there are no ControllerRevisions. "
         "inject.CompiledSidecarSet.revision / entry_json."),
+    "restart-baseline": (
+        r"^annotations\.sidecarset\.meshops\.io/restart-baseline$",
+        "Our own annotation, written by sidecar_upgrade with the Upgrade: the restartCount of each changed container "
+        "before it, so that a crash-looping new sidecar is told apart from kubelet's one restart that applies the "
+        "image (docs/design.md). Kruise has no equivalent. hotupgrade.py (podstate.RESTART_BASELINE)."),
 }
 
 

@@ -207,19 +207,19 @@ def scope_to(raw, side):
     return raw
 
 
-def app_deployment(name, namespace, template):
+def app_deployment(name, namespace, template, replicas=1):
     template = json.loads(json.dumps(template))
     template.setdefault("metadata", {}).setdefault("labels", {})["conformance-app"] = name
     template["spec"].setdefault("terminationGracePeriodSeconds", 1)
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"conformance-app": name}}, "template": template}}
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"conformance-app": name}}, "template": template}}
 
 
-def newest_pods(kruise, namespace, name):
-    """The pods of the newest ReplicaSet of Deployment ``name`` (once the Deployment has rolled out)."""
+def newest_pods(kruise, namespace, name, replicas=1):
+    """The pods of the newest ReplicaSet of Deployment ``name`` (once the Deployment has rolled out), by name."""
     dep = kruise.plain(kruise.apps.read_namespaced_deployment(name, namespace))
     status = dep.get("status") or {}
-    if status.get("observedGeneration") != dep["metadata"]["generation"] or status.get("updatedReplicas") != 1:
+    if status.get("observedGeneration") != dep["metadata"]["generation"] or status.get("updatedReplicas") != replicas:
         return None
     sets = kruise.plain(kruise.apps.list_namespaced_replica_set(namespace, label_selector="conformance-app=" + name).items)
     if not sets:
@@ -227,7 +227,12 @@ def newest_pods(kruise, namespace, name):
     newest = max(sets, key=lambda rs: int(rs["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", "0")))
     pods = [p for p in kruise.pods(namespace, "conformance-app=" + name)
             if p["metadata"]["labels"].get("pod-template-hash") == newest["metadata"]["labels"].get("pod-template-hash")]
-    return pods if len(pods) == 1 else None
+    return sorted(pods, key=lambda p: p["metadata"]["name"]) if len(pods) == replicas else None
+
+
+def ready(pod):
+    conditions = {c["type"]: c["status"] for c in (pod.get("status") or {}).get("conditions") or ()}
+    return (pod.get("status") or {}).get("phase") == "Running" and conditions.get("Ready") == "True"
 
 
 def write_yaml(path, data):
@@ -236,7 +241,7 @@ def write_yaml(path, data):
     return str(path)
 
 
-def run_injection(kruise, case, sidecarsets, template, tmp_path, app="app"):
+def run_injection(kruise, case, sidecarsets, template, tmp_path, app="app", offline=True, replicas=1):
     """Apply the same SidecarSets and workload to Kruise and to us; return the three pods and our module results.
 
     ``sidecarsets``: a function of the namespace name -> [SidecarSet dicts] (so that a v1alpha1 ``namespace`` or a
@@ -248,21 +253,27 @@ def run_injection(kruise, case, sidecarsets, template, tmp_path, app="app"):
         kruise.create_sidecarset(scope_to(raw, "kruise"))
         case.sidecarsets.append(raw["metadata"]["name"])
     stored = {name: kruise.wait_sidecarset_observed(name) for name in case.sidecarsets}
-    kruise.apps.create_namespaced_deployment(kns, app_deployment(app, kns, template))
+    kruise.apps.create_namespaced_deployment(kns, app_deployment(app, kns, template, replicas))
     # us: online (a plain Deployment, then sidecar_inject on it) and offline (the same manifest rendered)
-    kruise.apps.create_namespaced_deployment(ons, app_deployment(app, ons, template))
+    kruise.apps.create_namespaced_deployment(ons, app_deployment(app, ons, template, replicas))
     online_files = [write_yaml(tmp_path / ("online-%d.yaml" % i), raw) for i, raw in enumerate(sidecarsets(ons))]
     offline_files = [write_yaml(tmp_path / ("offline-%d.yaml" % i), raw) for i, raw in enumerate(sidecarsets(ofs))]
-    (online, offline), proc = run_tasks([
-        ("sidecar_inject", {"sidecarsets": online_files, "namespace": ons, "workloads": ["Deployment/" + app]}),
-        ("sidecar_inject", {"sidecarsets": offline_files, "manifests": [app_deployment(app, ofs, template)],
-                            "namespace_labels": {ofs: case.namespace_labels("offline")}}),
-    ], kruise.env)
-    assert not online.get("failed"), (online, proc.stdout[-3000:])
-    assert not offline.get("failed"), (offline, proc.stdout[-3000:])
-    kruise.apps.create_namespaced_deployment(ofs, offline["documents"][0])
+    tasks = [("sidecar_inject", {"sidecarsets": online_files, "namespace": ons, "workloads": ["Deployment/" + app]})]
+    if offline:
+        tasks.append(("sidecar_inject", {"sidecarsets": offline_files, "manifests": [app_deployment(app, ofs, template, replicas)],
+                                         "namespace_labels": {ofs: case.namespace_labels("offline")}}))
+    results, proc = run_tasks(tasks, kruise.env)
+    for result in results:
+        assert not result.get("failed"), (result, proc.stdout[-3000:])
+    online = results[0]
+    offline = results[1] if offline else None
+    sides = [("kruise", kns), ("online", ons)]
+    if offline:
+        kruise.apps.create_namespaced_deployment(ofs, offline["documents"][0])
+        sides.append(("offline", ofs))
     pods = {}
-    for side, namespace in (("kruise", kns), ("online", ons), ("offline", ofs)):
-        pods[side] = wait_for(lambda n=namespace: newest_pods(kruise, n, app), timeout=60,
-                              message="the %s pod of Deployment %s/%s" % (side, namespace, app))[0]
-    return {"pods": pods, "online": online, "offline": offline, "stored": stored}
+    for side, namespace in sides:
+        pods[side] = wait_for(lambda n=namespace: newest_pods(kruise, n, app, replicas), timeout=60,
+                              message="the %s pods of Deployment %s/%s" % (side, namespace, app))
+    return {"pods": {side: found[0] for side, found in pods.items()}, "all_pods": pods, "online": online,
+            "offline": offline, "stored": stored, "online_files": online_files}
