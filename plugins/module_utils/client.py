@@ -78,7 +78,7 @@ def api_client(**kwargs):
     """kubernetes.core's ``get_api_client``; its discovery request to an unreachable server becomes a ``KubeError``."""
     try:
         return get_api_client(**kwargs)
-    except TRANSPORT_ERRORS as exc:
+    except TRANSPORT_ERRORS as exc:  # pylint: disable=catching-non-exception
         raise KubeError(0, unreachable_message(_server_url(exc) or kwargs.get("host"), exc))
 
 

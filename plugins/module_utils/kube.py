@@ -108,7 +108,8 @@ class KubeClient:
             raw = resp.read()
         except ApiException as exc:
             raise _api_error(exc.status or 0, exc.body or str(exc))
-        except TRANSPORT_ERRORS as exc:  # no HTTP answer (urllib3, OS); anything else is a bug and propagates
+        # no HTTP answer (urllib3, OS); anything else is a bug and propagates
+        except TRANSPORT_ERRORS as exc:  # pylint: disable=catching-non-exception
             raise KubeError(0, unreachable_message(getattr(getattr(self.api, "configuration", None), "host", None), exc))
         self._collect_warnings(resp)
         if not 200 <= resp.status <= 299:

@@ -67,5 +67,3 @@ def case(kruise, request):
     yield make
     for c in made:
         c.cleanup()
-
-

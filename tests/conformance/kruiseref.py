@@ -16,7 +16,6 @@ SidecarSets the case created are deleted after it.
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time

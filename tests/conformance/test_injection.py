@@ -116,7 +116,7 @@ def test_share_volume_policy(kruise, case, tmp_path, request):
     ], volumes=[{"name": "own", "emptyDir": {}}])
     template = _template({"conf": "share"}, [
         {"name": "app", "image": "app:1", "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                                                   {"name": "OTHER", "value": "x"}],
+                                                   {"name": "OTHER", "value": "x"}],  # noqa
          "volumeMounts": [{"name": "logs", "mountPath": "/logs", "subPathExpr": "$(POD_NAME)"},
                           {"name": "cfg", "mountPath": "/data"},
                           {"name": "cfg", "mountPath": "/etc/app", "readOnly": True}]},
@@ -137,7 +137,7 @@ def test_transfer_env(kruise, case, tmp_path, request):
              {"sourceContainerName": "app", "envNames": ["REGION", "MISSING", "NODE"]},
              {"sourceContainerNameFrom": {"fieldRef": {"fieldPath": "metadata.annotations['conf/source']"}},
               "envNames": ["ZONE"]},
-         ]},
+         ]},  # noqa
     ])
     template = _template({"conf": "transfer"}, [
         {"name": "app", "image": "app:1", "env": [
@@ -251,7 +251,7 @@ def test_native_sidecar_init_containers(kruise, case, tmp_path, request):
                            "upgradeStrategy": {"upgradeType": "HotUpgrade", "hotUpgradeEmptyImage": "proxy:empty"}},
                           {"name": "native-log", "image": "log:v1", "restartPolicy": "Always"},
                           {"name": "init-once", "image": "init:v1"},
-                      ], updateStrategy={"type": "NotUpdate"})
+                      ], updateStrategy={"type": "NotUpdate"})  # noqa
     template = _template({"conf": "native"}, [{"name": "app", "image": "app:1"}],
                          initContainers=[{"name": "app-init", "image": "app:init"}])
     result = run_injection(kruise, c, lambda ns: [raw], template, tmp_path)
