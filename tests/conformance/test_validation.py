@@ -41,7 +41,7 @@ CASES = {
     "empty selector": lambda s, r: s.update(selector={}),
     "maxUnavailable not int or percent": lambda s, r: s.update(updateStrategy={"maxUnavailable": "abc"}),
     "partition with updateStrategy.selector": lambda s, r: s.update(updateStrategy={"selector": {"matchLabels": {"a": "b"}},
-                                                                                     "partition": 1}),
+                                                                                     "partition": 1}),  # noqa
     "mount of an undefined volume": lambda s, r: s["containers"][0].update(volumeMounts=[{"name": "nope", "mountPath": "/x"}]),
     "duplicate container names": lambda s, r: s["containers"].append({"name": "proxy", "image": "proxy:v2"}),
     "HotUpgrade without hotUpgradeEmptyImage": lambda s, r: _hot(s["containers"][0], empty=False),
@@ -54,7 +54,7 @@ CASES = {
 }
 ALPHA = {
     "v1alpha1 namespace and namespaceSelector": lambda s, r: s.update(namespace="default",
-                                                                     namespaceSelector={"matchLabels": {"a": "b"}}),
+                                                                     namespaceSelector={"matchLabels": {"a": "b"}}),  # noqa
 }
 # cases where we refuse what Kruise accepts, on purpose (sidecar_inject documentation: "checks Kruise lacks")
 OURS_STRICTER = {
