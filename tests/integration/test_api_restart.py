@@ -11,14 +11,15 @@ import time
 
 import pytest
 
-from conftest import ROOT
 from modrun import run_module
 from workloads import create_injected_deployment, images, mosn_raw, pods_of, wait_ready, write_yaml
 
 pytestmark = pytest.mark.integration
 
 EMPTY = "openkruise/hotupgrade-sample:empty"
-STATE = os.path.join(str(ROOT), ".cluster")
+# not "from conftest import": with tests/unit in the same pytest run that name is another conftest module
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STATE = os.environ.get("MESHOPS_CLUSTER_DIR") or os.path.join(ROOT, ".cluster")
 
 
 def apiserver_pid():

@@ -17,15 +17,18 @@ import os
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets
-from conftest import CLUSTER_DIR
 from modrun import ROOT, run_module
 from workloads import deployment, images, pods_of, restart_counts, write_yaml
+
+# as tests/integration/conftest.py (not imported from it: with tests/unit in the same run "conftest" is another module)
+CLUSTER_DIR = Path(os.environ.get("MESHOPS_CLUSTER_DIR", Path(__file__).resolve().parents[2] / ".cluster"))
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
