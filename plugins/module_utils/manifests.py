@@ -7,11 +7,15 @@
   StatefulSet, DaemonSet, ReplicaSet, ReplicationController and Job; ``("spec", "jobTemplate", "spec",
   "template")`` for CronJob; ``("template",)`` for PodTemplate; ``()`` for a Pod; ``None`` otherwise).
 * ``iter_documents(text, source)`` yields the mapping documents of a multi-document YAML text, expanding
-  ``kind: List``; errors are ``ManifestError`` naming the file, the document index and the line.
+  ``kind: List``; errors are ``ManifestError`` naming the file, the document index and the line. A document
+  nested too deeply, containing itself or expanding to too many values through aliases is refused
+  (``sidecarset.structure_problem``).
 * ``inject_manifest(doc, sidecarsets, namespace_labels=None, now=None) -> (new_doc, status, reason)`` with status
   ``injected``, ``unchanged`` or ``skipped``. ``namespace_labels`` maps namespace names to their labels
   (``{"shop": {"mesh": "enabled"}}``); every namespace also has ``kubernetes.io/metadata.name``. The document's
-  namespace is ``metadata.namespace`` or ``default``. The input document is never mutated.
+  namespace is ``metadata.namespace`` or ``default``. The input document is never mutated. A pod template that
+  injection cannot read (``template_problem``: a container that is not a mapping, labels that are not strings,
+  ...) raises ``ManifestError`` naming the field.
 * ``dump_documents(docs)`` renders documents as block-style YAML, key order preserved, ``---`` separated.
 """
 
@@ -33,10 +37,15 @@ except ImportError:  # pragma: no cover - PyYAML is a requirement of ansible-cor
     HAS_YAML = False
     _LOADER = _DUMPER = None
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError, ManifestError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import inject_pod
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import kind_info
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import namespace_labels as namespace_labels_of
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
+    check_struct,
+    structure_problem,
+    unmarked_error_line,
+)
 
 
 def _require_yaml():
@@ -57,21 +66,34 @@ def iter_documents(text, source=None):
     document that is not a mapping with a ``kind``.
     """
     _require_yaml()
-    loader = _LOADER(text)
+    try:
+        loader = _LOADER(text)
+    except UnicodeError as exc:
+        raise ManifestError("YAML error: %s" % exc.reason, source=source, line=unmarked_error_line(text, exc))
     index = 0
     try:
         while True:
+            line = None
             try:
                 if not loader.check_node():
                     break
                 node = loader.get_node()
+                line = node.start_mark.line + 1 if node is not None else None
                 data = loader.construct_document(node) if node is not None else None
             except yaml.MarkedYAMLError as exc:
                 raise ManifestError(_yaml_error_text(exc), source=source, document=index,
                                     line=_yaml_error_line(exc))
-            except yaml.YAMLError as exc:
-                raise ManifestError("YAML error: %s" % exc, source=source, document=index)
-            line = node.start_mark.line + 1 if node is not None else None
+            except (yaml.YAMLError, UnicodeError) as exc:  # ReaderError: a character YAML does not allow; no mark
+                raise ManifestError("YAML error: %s" % str(exc).split("\n")[0], source=source, document=index,
+                                    line=unmarked_error_line(text, exc))
+            except RecursionError:
+                raise ManifestError("YAML error: nested too deeply to load", source=source, document=index, line=line)
+            except (ValueError, TypeError, IndexError, OverflowError) as exc:  # PyYAML on explicit tags (!!float a)
+                raise ManifestError("YAML error: cannot construct a value: %s" % exc, source=source, document=index,
+                                    line=line)
+            problem = structure_problem(data)
+            if problem:
+                raise ManifestError(problem[1], source=source, document=index, field=problem[0] or None, line=line)
             if data is not None:
                 for item_index, item in _expand(data, source, index, line):
                     _check_document(item, source, index, line, item_index)
@@ -113,9 +135,9 @@ def _check_document(doc, source, index, line, item_index):
     if not isinstance(doc, dict):
         raise ManifestError("document must be a mapping (a Kubernetes object), got %s" % type(doc).__name__,
                             source=source, document=index, field=field, line=line)
-    if not doc.get("kind"):
-        raise ManifestError("kind is required", source=source, document=index,
-                            field=(field + ".kind") if field else "kind", line=line)
+    if not doc.get("kind") or not isinstance(doc.get("kind"), str):
+        raise ManifestError("must be a string" if doc.get("kind") else "kind is required", source=source,
+                            document=index, field=(field + ".kind") if field else "kind", line=line)
     metadata = doc.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise ManifestError("must be a mapping", source=source, document=index,
@@ -131,6 +153,57 @@ def _get_path(doc, path):
     return node
 
 
+def _string_map_problem(value, path):
+    if not isinstance(value, dict):
+        return path, "must be a mapping of strings"
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            return "%s.%s" % (path, key), "must be a string (%s maps strings to strings)" % path.rsplit(".", 1)[-1]
+    return None
+
+
+def template_problem(template, prefix=""):
+    """``(field_path, message)`` for the first part of a pod template that injection cannot read, else ``None``.
+
+    Checks what ``inject_pod`` reads: labels and annotations (strings), the containers and init containers
+    (types of the known Container fields, a name), volumes and image pull secrets (mappings with a name).
+    Fields this collection does not know are left alone (manifests may be newer than it).
+    """
+    metadata = template.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        return prefix + "metadata", "must be a mapping"
+    for key in ("labels", "annotations"):
+        value = (metadata or {}).get(key)
+        problem = _string_map_problem(value, "%smetadata.%s" % (prefix, key)) if value is not None else None
+        if problem:
+            return problem
+    spec = template.get("spec")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        return prefix + "spec", "must be a mapping"
+    errors = []
+    for key, check in (("containers", "Container"), ("initContainers", "Container"), ("volumes", None),
+                       ("imagePullSecrets", None)):
+        items = spec.get(key)
+        path = "%sspec.%s" % (prefix, key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            return path, "must be a list"
+        for index, item in enumerate(items):
+            item_path = "%s[%d]" % (path, index)
+            if not isinstance(item, dict):
+                return item_path, "must be a mapping"
+            if check:
+                check_struct(item, check, item_path, errors, strict=False)
+            if not isinstance(item.get("name"), str):
+                errors.append((item_path + ".name", "required (a string)"))
+            if errors:
+                return errors[0]
+    return None
+
+
 def _namespace_labels_for(namespace, namespace_labels):
     extra = (namespace_labels or {}).get(namespace)
     return namespace_labels_of(namespace, extra if isinstance(extra, dict) else None)
@@ -141,16 +214,30 @@ def inject_manifest(doc, sidecarsets, namespace_labels=None, now=None):
     if not isinstance(doc, dict):
         return doc, "skipped", "document is not a mapping"
     kind = doc.get("kind")
+    if kind is not None and not isinstance(kind, str):
+        raise ManifestError("must be a string", field="kind")
     path = pod_template_path(kind)
     if path is None:
         return doc, "skipped", "kind %s has no pod template" % kind
     template = _get_path(doc, path) if path else doc
     if not isinstance(template, dict):
         return doc, "skipped", "%s has no %s" % (kind, ".".join(path))
-    namespace = ((doc.get("metadata") or {}).get("namespace")) or "default"
+    metadata = doc.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ManifestError("must be a mapping", field="metadata")
+    namespace = (metadata or {}).get("namespace") or "default"
+    if not isinstance(namespace, str):
+        raise ManifestError("must be a string", field="metadata.namespace")
+    prefix = "".join(key + "." for key in path)
+    problem = structure_problem(template) or template_problem(template, prefix)
+    if problem:
+        raise ManifestError(problem[1], field=problem[0] or ".".join(path) or None)
     pod_like = {"metadata": template.get("metadata") or {}, "spec": template.get("spec") or {}}
-    new_pod, names = inject_pod(pod_like, sidecarsets, namespace=namespace,
-                                namespace_labels=_namespace_labels_for(namespace, namespace_labels), now=now)
+    try:
+        new_pod, names = inject_pod(pod_like, sidecarsets, namespace=namespace,
+                                    namespace_labels=_namespace_labels_for(namespace, namespace_labels), now=now)
+    except AnnotationError as exc:  # a Kruise annotation of the template that is not in Kruise's format
+        raise ManifestError(str(exc), field=prefix + "metadata.annotations")
     labels = pod_like["metadata"].get("labels") or {}
     changed = new_pod["metadata"] != pod_like["metadata"] or new_pod["spec"] != pod_like["spec"]
     if not changed:

@@ -75,7 +75,12 @@ def render(sources, sidecarsets, namespace_labels=None, now=None):
         new_docs = []
         file_changed = False
         for index, doc in enumerate(docs):
-            new_doc, status, reason = inject_manifest(doc, sidecarsets, namespace_labels=namespace_labels, now=now)
+            try:
+                new_doc, status, reason = inject_manifest(doc, sidecarsets, namespace_labels=namespace_labels, now=now)
+            except ManifestError as exc:  # inject_manifest names the field; the file and document are known here
+                if exc.source is None:
+                    exc.source, exc.document = label, index
+                raise
             meta = (doc or {}).get("metadata") or {}
             results.append({
                 "source": label,

@@ -15,6 +15,9 @@ Contract:
   ``metadata.annotations``. The input is never mutated; normalising a normalised object returns an equal object.
 * ``load_sidecarsets(items, base_dir=None)`` takes file paths, directories and dicts and returns the normalised
   SidecarSets sorted by name; duplicate names are rejected.
+* ``structure_problem(value)``: a document nested deeper than ``MAX_DEPTH`` (or holding itself through a YAML
+  alias) or holding more than ``MAX_VALUES`` values (an alias bomb) is refused with the path where it goes wrong,
+  before anything recursive or copying touches it; the manifest loader uses it too.
 * Accessors for the other engine modules: ``sidecar_containers``, ``init_sidecar_containers``, ``hot_sidecars``,
   ``empty_image``, ``is_hot_upgrade``, ``get_hash``, ``get_hash_without_image``, ``sidecarset_name``,
   ``matches_pod``.
@@ -95,6 +98,56 @@ _DNS1123_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([
 _PERCENT_RE = re.compile(r"^[0-9]+%$")
 _FIELD_REF_RE = re.compile(r"^metadata\.(annotations|labels)\['([^']*)'\]$")
 _ENV_NAME_RE = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+MAX_DEPTH = 100  # Kubernetes objects nest ~20 levels; the recursive helpers stay far from Python's limit
+MAX_VALUES = 1000000  # values of one document, aliases counted as often as they are used (a bomb expands)
+
+
+def structure_problem(value, max_depth=MAX_DEPTH, max_values=MAX_VALUES):
+    """Return ``(field_path, message)`` when ``value`` nests too deeply or holds too many values, else ``None``.
+
+    Iterative (no recursion) and stops at the first problem, so its cost is bounded by ``max_values``.
+    """
+    stack = [(value, None, 0)]  # (node, trail, depth); the trail (parent trail, key, in a list) becomes the path
+    seen = 0
+    while stack:
+        node, trail, depth = stack.pop()
+        if isinstance(node, dict):
+            items = node.items()
+        elif isinstance(node, list):
+            items = enumerate(node)
+        else:
+            continue
+        seen += len(node)
+        if depth >= max_depth:
+            return _trail_path(trail), "nested deeper than %d levels (or a YAML alias that contains itself)" % max_depth
+        if seen > max_values:
+            return _trail_path(trail), "more than %d values in one document (a YAML alias bomb?)" % max_values
+        in_list = isinstance(node, list)
+        for key, child in items:
+            if isinstance(child, (dict, list)):
+                stack.append((child, (trail, key, in_list), depth + 1))
+    return None
+
+
+def _trail_path(trail):
+    parts = []
+    while trail is not None:
+        trail, key, in_list = trail
+        parts.append("[%d]" % key if in_list else ".%s" % (key,))
+    parts.reverse()
+    if len(parts) > 12:  # the start of a very deep path is enough to find it
+        parts = parts[:12] + ["..."]
+    return "".join(parts).lstrip(".")
+
+
+def _items(value):
+    """``value`` when it is a list, else no items (its type is reported by the validation)."""
+    return value if isinstance(value, list) else ()
+
+
+def _is_empty_selector(selector):
+    """``selectors.is_empty_selector`` for a value of any type (a non-mapping is reported by the validation)."""
+    return is_empty_selector(selector) if isinstance(selector, dict) or not selector else False
 
 
 def clone(value):
@@ -120,14 +173,27 @@ def yaml_documents(text, source=None):
     A syntax error raises ``SidecarSetError`` naming the file, the document index, line and column.
     """
     _require_yaml()
-    loader = _YAML_LOADER(text)
+    try:
+        loader = _YAML_LOADER(text)
+    except UnicodeError as exc:
+        raise SidecarSetError([("", "YAML error%s: %s" % (_where(text, exc), exc.reason))], source=source)
     out = []
     index = 0
     try:
         while loader.check_node():
             node = loader.get_node()
             line = node.start_mark.line + 1 if node is not None else None
-            data = loader.construct_document(node) if node is not None else None
+            try:
+                data = loader.construct_document(node) if node is not None else None
+            except RecursionError:
+                raise SidecarSetError([("", "YAML error at line %s: nested too deeply to load" % line)],
+                                      source=source, document=index)
+            except (ValueError, TypeError, IndexError, OverflowError) as exc:  # PyYAML on explicit tags (!!float a)
+                raise SidecarSetError([("", "YAML error in the document at line %s: cannot construct a value: %s"
+                                        % (line, exc))], source=source, document=index)
+            problem = structure_problem(data)
+            if problem:
+                raise SidecarSetError([problem], source=source, document=index)
             if data is not None:
                 out.append((index, line, data))
             index += 1
@@ -138,11 +204,25 @@ def yaml_documents(text, source=None):
             where = " at line %d, column %d" % (mark.line + 1, mark.column + 1)
         problem = exc.problem or exc.context or "invalid YAML"
         raise SidecarSetError([("", "YAML syntax error%s: %s" % (where, problem))], source=source, document=index)
-    except yaml.YAMLError as exc:
-        raise SidecarSetError([("", "YAML error: %s" % exc)], source=source, document=index)
+    except (yaml.YAMLError, UnicodeError) as exc:  # ReaderError: a character YAML does not allow; no mark
+        raise SidecarSetError([("", "YAML error%s: %s" % (_where(text, exc), str(exc).split("\n")[0]))],
+                              source=source, document=index)
     finally:
         loader.dispose()
     return out
+
+
+def unmarked_error_line(text, exc):
+    """The 1-based line of a YAML error without a mark (``ReaderError.position``, ``UnicodeError.start``), or ``None``."""
+    position = getattr(exc, "position", getattr(exc, "start", None))
+    if not isinstance(position, int) or not isinstance(text, str):
+        return None
+    return text.count("\n", 0, position) + 1
+
+
+def _where(text, exc):
+    line = unmarked_error_line(text, exc)
+    return " at line %d" % line if line else ""
 
 
 def _split_lists(documents):
@@ -210,9 +290,9 @@ def load_sidecarsets(items, base_dir=None):
         if isinstance(item, dict):
             loaded.append((item, None, None))
             continue
-        if not isinstance(item, str) and not hasattr(item, "__fspath__"):
+        if (not isinstance(item, str) and not hasattr(item, "__fspath__")) or item == "":
             raise SidecarSetError("SidecarSet items must be file paths, directories or mappings, got %s"
-                                  % type(item).__name__)
+                                  % ("an empty string" if item == "" else type(item).__name__))
         path = os.fspath(item)
         if base_dir and not os.path.isabs(path):
             path = os.path.join(base_dir, path)
@@ -315,10 +395,10 @@ def default_container(container):
         container["terminationMessagePath"] = "/dev/termination-log"
     if not container.get("terminationMessagePolicy"):
         container["terminationMessagePolicy"] = "File"
-    for port in container.get("ports") or ():
+    for port in _items(container.get("ports")):
         if isinstance(port, dict) and not port.get("protocol"):
             port["protocol"] = "TCP"
-    for env in container.get("env") or ():
+    for env in _items(container.get("env")):
         if isinstance(env, dict) and isinstance(env.get("valueFrom"), dict):
             field_ref = env["valueFrom"].get("fieldRef")
             if isinstance(field_ref, dict) and not field_ref.get("apiVersion"):
@@ -355,7 +435,7 @@ def _default_sidecar_container(container, inject_policy):
         share = container["shareVolumePolicy"] = {}
     if isinstance(share, dict) and not share.get("type"):
         share["type"] = "disabled"
-    for entry in container.get("transferEnv") or ():
+    for entry in _items(container.get("transferEnv")):
         if isinstance(entry, dict) and isinstance(entry.get("sourceContainerNameFrom"), dict):
             field_ref = entry["sourceContainerNameFrom"].get("fieldRef")
             if isinstance(field_ref, dict) and not field_ref.get("apiVersion"):
@@ -418,8 +498,9 @@ _KIND_NAMES = {
 }
 
 
-def _check_struct(value, type_name, path, errors):
-    """Report unknown keys and wrongly typed values of a known Kubernetes/Kruise struct, recursively."""
+def check_struct(value, type_name, path, errors, strict=True):
+    """Report unknown keys (unless not ``strict``) and wrongly typed values of a known Kubernetes/Kruise struct,
+    recursively (``hashing.STRUCTS``)."""
     if not isinstance(value, dict):
         errors.append((path, "must be a mapping"))
         return
@@ -427,7 +508,9 @@ def _check_struct(value, type_name, path, errors):
     for key, field in value.items():
         fpath = "%s.%s" % (path, key)
         if key not in fields:
-            hint = difflib.get_close_matches(str(key), list(fields), n=1)
+            if not strict:
+                continue
+            hint = difflib.get_close_matches(str(key), list(fields), n=1) if len(errors) < 50 else None
             errors.append((fpath, "unknown field%s" % ((" (did you mean %r?)" % hint[0]) if hint else "")))
             continue
         kind, sub = fields[key]
@@ -439,10 +522,10 @@ def _check_struct(value, type_name, path, errors):
                 errors.append((fpath, "must be %s" % _KIND_NAMES[kind]))
                 continue
         if kind in ("st", "p"):
-            _check_struct(field, sub, fpath, errors)
+            check_struct(field, sub, fpath, errors, strict)
         elif kind == "l":
             for index, item in enumerate(field):
-                _check_struct(item, sub, "%s[%d]" % (fpath, index), errors)
+                check_struct(item, sub, "%s[%d]" % (fpath, index), errors, strict)
         elif kind == "L":
             for index, item in enumerate(field):
                 if not isinstance(item, str):
@@ -477,7 +560,7 @@ def _is_zero_int_or_percent(value):
 
 
 def _validate_env(container, path, errors):
-    for index, env in enumerate(container.get("env") or ()):
+    for index, env in enumerate(_items(container.get("env"))):
         if not isinstance(env, dict):
             continue
         epath = "%s.env[%d]" % (path, index)
@@ -497,7 +580,7 @@ def _validate_env(container, path, errors):
 
 
 def _validate_ports(container, path, errors):
-    for index, port in enumerate(container.get("ports") or ()):
+    for index, port in enumerate(_items(container.get("ports"))):
         if not isinstance(port, dict):
             continue
         ppath = "%s.ports[%d]" % (path, index)
@@ -513,36 +596,40 @@ def _validate_ports(container, path, errors):
 
 def _validate_mounts(container, path, volume_names, errors):
     paths = {}
-    for index, mount in enumerate(container.get("volumeMounts") or ()):
+    for index, mount in enumerate(_items(container.get("volumeMounts"))):
         if not isinstance(mount, dict):
             continue
         mpath = "%s.volumeMounts[%d]" % (path, index)
         name = mount.get("name")
         if not name:
             errors.append(("%s.name" % mpath, "required"))
-        elif name not in volume_names:
+        elif isinstance(name, str) and name not in volume_names:  # a non-string is reported by check_struct
             errors.append(("%s.name" % mpath, "volume %r not found in spec.volumes" % name))
         mount_path = mount.get("mountPath")
         if not mount_path:
             errors.append(("%s.mountPath" % mpath, "required"))
+        elif not isinstance(mount_path, str):
+            pass  # reported by check_struct
         elif mount_path in paths:
             errors.append(("%s.mountPath" % mpath, "%r must be unique (also used by %s)" % (mount_path, paths[mount_path])))
         else:
             paths[mount_path] = mpath
         if mount.get("subPath") and mount.get("subPathExpr"):
             errors.append(("%s.subPathExpr" % mpath, "subPathExpr and subPath are mutually exclusive"))
-    for index, device in enumerate(container.get("volumeDevices") or ()):
+    for index, device in enumerate(_items(container.get("volumeDevices"))):
         if not isinstance(device, dict):
             continue
         dpath = "%s.volumeDevices[%d]" % (path, index)
         name = device.get("name")
         if not name:
             errors.append(("%s.name" % dpath, "required"))
-        elif name not in volume_names:
+        elif isinstance(name, str) and name not in volume_names:
             errors.append(("%s.name" % dpath, "volume %r not found in spec.volumes" % name))
         device_path = device.get("devicePath")
         if not device_path:
             errors.append(("%s.devicePath" % dpath, "required"))
+        elif not isinstance(device_path, str):
+            pass  # reported by check_struct
         elif device_path in paths:
             errors.append(("%s.devicePath" % dpath, "%r collides with %s" % (device_path, paths[device_path])))
         else:
@@ -550,7 +637,7 @@ def _validate_mounts(container, path, volume_names, errors):
 
 
 def _validate_transfer_env(container, path, errors):
-    for index, entry in enumerate(container.get("transferEnv") or ()):
+    for index, entry in enumerate(_items(container.get("transferEnv"))):
         if not isinstance(entry, dict):
             continue
         tpath = "%s.transferEnv[%d]" % (path, index)
@@ -583,7 +670,7 @@ def _validate_container(container, path, is_init, volume_names, errors):
     if not isinstance(container, dict):
         errors.append((path, "must be a mapping"))
         return
-    _check_struct(container, "SidecarContainer", path, errors)
+    check_struct(container, "SidecarContainer", path, errors)
     name = container.get("name")
     if not name:
         errors.append(("%s.name" % path, "required"))
@@ -658,7 +745,7 @@ def _validate_update_strategy(spec, init_containers, errors):
         errors.append(("spec.updateStrategy.paused", "must be a boolean"))
     selector = strategy.get("selector")
     if selector is not None:
-        if is_empty_selector(selector):
+        if _is_empty_selector(selector):
             errors.append(("spec.updateStrategy.selector", "must not be empty when set"))
         errors.extend(validate_label_selector(selector, "spec.updateStrategy.selector"))
     _check_int_or_percent(strategy.get("partition"), "spec.updateStrategy.partition", errors)
@@ -689,7 +776,7 @@ def _validate_priority(priority, errors):
             errors.append(("%s.%s" % (path, key), "unknown field"))
     if priority.get("weightPriority") and priority.get("orderPriority"):
         errors.append((path, "weightPriority and orderPriority cannot both be set"))
-    for index, term in enumerate(priority.get("weightPriority") or ()):
+    for index, term in enumerate(_items(priority.get("weightPriority"))):
         tpath = "%s.weightPriority[%d]" % (path, index)
         if not isinstance(term, dict):
             errors.append((tpath, "must be a mapping"))
@@ -697,10 +784,10 @@ def _validate_priority(priority, errors):
         weight = term.get("weight")
         if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
             errors.append(("%s.weight" % tpath, "must be an integer between 0 and 100"))
-        if is_empty_selector(term.get("matchSelector")):
+        if _is_empty_selector(term.get("matchSelector")):
             errors.append(("%s.matchSelector" % tpath, "required"))
         errors.extend(validate_label_selector(term.get("matchSelector"), "%s.matchSelector" % tpath))
-    for index, term in enumerate(priority.get("orderPriority") or ()):
+    for index, term in enumerate(_items(priority.get("orderPriority"))):
         tpath = "%s.orderPriority[%d]" % (path, index)
         key = term.get("orderedKey") if isinstance(term, dict) else None
         for problem in validate_qualified_name(key):
@@ -827,7 +914,7 @@ def validate_sidecarset(obj):
     errors = []
     for key in obj:
         if key not in OBJECT_FIELDS:
-            errors.append((key, "unknown field"))
+            errors.append((str(key) if key != "" else '""', "unknown field"))
     metadata = obj.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     if not name:
@@ -842,12 +929,12 @@ def validate_sidecarset(obj):
             hint = difflib.get_close_matches(str(key), list(SPEC_FIELDS_V1BETA1), n=1)
             errors.append(("spec.%s" % key, "unknown field%s" % ((" (did you mean %r?)" % hint[0]) if hint else "")))
     selector = spec.get("selector")
-    if selector is None or is_empty_selector(selector):
+    if selector is None or _is_empty_selector(selector):
         errors.append(("spec.selector", "required and must not be empty (an empty selector never matches)"))
     errors.extend(validate_label_selector(selector, "spec.selector"))
     ns_selector = spec.get("namespaceSelector")
     if ns_selector is not None:
-        if is_empty_selector(ns_selector):
+        if _is_empty_selector(ns_selector):
             errors.append(("spec.namespaceSelector", "must not be empty when set"))
         errors.extend(validate_label_selector(ns_selector, "spec.namespaceSelector"))
     volume_names = _validate_volumes(spec, errors)
@@ -904,6 +991,9 @@ def _normalize(obj, source, document):
     if not isinstance(obj, dict):
         raise SidecarSetError([("", "a SidecarSet must be a mapping, got %s" % type(obj).__name__)],
                               source=source, document=document)
+    problem = structure_problem(obj)
+    if problem:
+        raise SidecarSetError([problem], source=source, document=document)
     result = clone(obj)
     metadata = result.get("metadata")
     if metadata is None:
@@ -1015,7 +1105,7 @@ def matches_pod(sidecarset, pod_labels, namespace, namespace_labels=None):
     """
     spec = (sidecarset or {}).get("spec") or {}
     selector = spec.get("selector")
-    if is_empty_selector(selector):
+    if _is_empty_selector(selector):
         return False
     ns_selector = spec.get("namespaceSelector")
     if ns_selector is not None:
