@@ -10,12 +10,12 @@ export PYTHONDONTWRITEBYTECODE := 1
 # and the real-node tests of `make test`; REAL_NODES=0 to skip them.
 REAL_NODES ?= 1
 
-.PHONY: help setup test unit sanity lint integration molecule bench demo demo-offline cluster-up cluster-down ensure-cluster clean
+.PHONY: help setup test unit sanity lint integration molecule bench conformance demo demo-offline cluster-up cluster-down ensure-cluster clean
 
 help:
 	@echo "make demo   - show the collection working (see README)"
 	@echo "make test   - set up everything and run the whole test suite (what CI runs)"
-	@echo "make setup | unit | sanity | lint | integration | molecule | bench | cluster-up | cluster-down | clean"
+	@echo "make setup | unit | sanity | lint | integration | molecule | bench | conformance | cluster-up | cluster-down | clean"
 
 setup:
 	@tools/setup.sh
@@ -59,6 +59,11 @@ bench:
 	@tools/setup.sh >&2
 	@tools/bench/run.sh
 
+# The real kruise-manager v1.9.0 as the oracle (docs/kruise-conformance.md): builds it from its Go module, runs it on
+# a control plane of its own, compares injection, hot upgrade, status and validation. Not part of `make test`.
+conformance: setup
+	$(PY) -m pytest -p no:cacheprovider -q -rs tests/conformance
+
 demo: setup
 	tools/demo.sh
 
@@ -66,5 +71,6 @@ demo-offline: setup
 	tools/demo-offline.sh
 
 clean: cluster-down
+	-@[ -x tools/kruise/kruise.sh ] && tools/kruise/kruise.sh down >/dev/null 2>&1; true
 	-@for dir in .bench/cluster-default .bench/cluster-bench; do [ -d $$dir ] && MESHOPS_CLUSTER_DIR=$$dir tools/cluster/down.sh; done; true
 	rm -rf $(VENV) .collections .cluster .bench out .pytest_cache
