@@ -151,7 +151,7 @@ def test_broken_image_then_fix(kruise, case, tmp_path, request):
     fixed = copy.deepcopy(raw)
     fixed["spec"]["containers"][0]["image"] = V2
     path = write_yaml(tmp_path / "fixed.yaml", fixed)
-    for _ in range(3):      # batches of maxUnavailable 1, as the rollout role plans them
+    for unused_round in range(3):      # batches of maxUnavailable 1, as the rollout role plans them
         batches = info(kruise, path, ons)["rollout"]["batches"]
         if not batches:
             break
