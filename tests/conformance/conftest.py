@@ -5,6 +5,7 @@ import os
 import re
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,8 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
     for item in items:
-        item.add_marker(pytest.mark.conformance)
+        if kruiseref.HERE in Path(str(getattr(item, "path", None) or item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.conformance)
 
 
 def pytest_sessionfinish(session, exitstatus):  # pylint: disable=unused-argument

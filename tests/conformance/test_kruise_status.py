@@ -13,7 +13,7 @@ import time
 import pytest
 
 from kruiseref import newest_pods, ready, record, run_injection, run_tasks, wait_for, write_yaml
-from test_hotupgrade import COUNTERS, EMPTY, V1, V2, example, images, kruise_status, working
+from test_kruise_hotupgrade import COUNTERS, EMPTY, V1, V2, example, images, kruise_status, working
 
 pytestmark = pytest.mark.conformance
 BROKEN = "openkruise/hotupgrade-sample:broken"     # the node simulator fails its pull (nodesim BUILTIN_RULES)
