@@ -84,7 +84,7 @@ def iter_documents(text, source=None):
                 raise ManifestError(_yaml_error_text(exc), source=source, document=index,
                                     line=_yaml_error_line(exc))
             except (yaml.YAMLError, UnicodeError) as exc:  # ReaderError: a character YAML does not allow; no mark
-                raise ManifestError("YAML error: %s" % str(exc).split("\n")[0], source=source, document=index,
+                raise ManifestError("YAML error: %s" % str(exc).split("\n", maxsplit=1)[0], source=source, document=index,
                                     line=unmarked_error_line(text, exc))
             except RecursionError:
                 raise ManifestError("YAML error: nested too deeply to load", source=source, document=index, line=line)

@@ -205,7 +205,7 @@ def yaml_documents(text, source=None):
         problem = exc.problem or exc.context or "invalid YAML"
         raise SidecarSetError([("", "YAML syntax error%s: %s" % (where, problem))], source=source, document=index)
     except (yaml.YAMLError, UnicodeError) as exc:  # ReaderError: a character YAML does not allow; no mark
-        raise SidecarSetError([("", "YAML error%s: %s" % (_where(text, exc), str(exc).split("\n")[0]))],
+        raise SidecarSetError([("", "YAML error%s: %s" % (_where(text, exc), str(exc).split("\n", maxsplit=1)[0]))],
                               source=source, document=index)
     finally:
         loader.dispose()
