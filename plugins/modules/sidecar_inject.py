@@ -40,7 +40,9 @@ options:
     description:
       - SidecarSets to inject. Each item is a path to a YAML file (one or more documents), a folder of
         such files, or a SidecarSet as a dictionary.
-      - When several SidecarSets match one pod they are applied as Kruise applies them, those whose C(namespaceSelector) names one namespace (C(kubernetes.io/metadata.name), as v1alpha1 C(namespace) does) first, then the others, by name within each group.
+      - When several SidecarSets match one pod they are applied as Kruise applies them, those whose
+        C(namespaceSelector) names one namespace (C(kubernetes.io/metadata.name), as v1alpha1 C(namespace) does)
+        first, then the others, by name within each group.
     type: list
     elements: raw
     required: true
