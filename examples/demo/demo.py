@@ -205,13 +205,19 @@ class Demo:
         for p in pods:
             name = p["metadata"]["name"]
             port = procs["%s/%s" % (self.ns, name)]["ports"]["sidecar"]
-            status, build, version = wait_for("pod %s's sidecar on 127.0.0.1:%d" % (name, port),
-                                              lambda port=port: self.get(port), 30)
+            # the app behind the sidecar may still be starting (no readiness probe on it): wait for a 200
+            status, build, version = wait_for("pod %s's sidecar on 127.0.0.1:%d to answer 200" % (name, port),
+                                              lambda port=port: self.answered(port), 30)
             if status != 200 or build != "v1":
                 raise StepFailed("pod %s: the sidecar answered %s build %s (want 200 v1)" % (name, status, build))
             self.before[name] = {"uid": p["metadata"]["uid"], "port": port, "node": p["spec"].get("nodeName")}
         say("%d pods injected and Ready in %.0fs, every sidecar answers on v1: %s" % (
             len(pods), secs, ", ".join("%s=127.0.0.1:%d" % (n, v["port"]) for n, v in sorted(self.before.items()))))
+
+    def answered(self, port):
+        """The sidecar's answer on ``port`` when it is a 200, else ``None`` (ask again)."""
+        answer = self.get(port)
+        return answer if answer and answer[0] == 200 else None
 
     def start_traffic(self):
         ports = ",".join(str(v["port"]) for v in self.before.values())

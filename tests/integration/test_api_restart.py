@@ -43,10 +43,13 @@ def restart_apiserver(kube, down_for=3.0):
             break
         time.sleep(0.05)
     time.sleep(down_for)
-    with open(os.path.join(STATE, "kube-apiserver.log"), "ab") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    # detached as up.sh starts it (setsid nohup ... &, from a shell that exits): its parent is init, not pytest,
+    # so that down.sh later sees it gone once killed (a child of pytest would stay a zombie)
+    log = os.path.join(STATE, "kube-apiserver.log")
+    out = subprocess.run(["bash", "-c", 'setsid nohup "$@" >>"$LOG" 2>&1 </dev/null & echo $!', "restart"] + argv,
+                         env=dict(os.environ, LOG=log), capture_output=True, text=True, check=True)
     with open(os.path.join(STATE, "kube-apiserver.pid"), "w", encoding="utf-8") as handle:
-        handle.write(str(proc.pid))
+        handle.write(out.stdout.strip())
 
     def ready():
         token = open(os.path.join(STATE, "tokens.csv"), encoding="utf-8").read().split(",")[0]

@@ -27,7 +27,8 @@ ours() {  # ours <pid> <component>: the pid still runs the program we started
   kill -0 "$1" 2>/dev/null && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q -- "$2"
 }
 
-group_alive() { [ -n "$(ps -o pid= -g "$1" 2>/dev/null)" ]; }
+# a zombie (killed, not yet reaped by a parent that is not ours) runs nothing and holds no port: not alive
+group_alive() { [ -n "$(ps -o stat= -g "$1" 2>/dev/null | grep -v '^Z')" ]; }
 
 # real kubelet nodes first (they use this control plane; docs/real-nodes.md)
 if ls -d "$STATE"/realnode-* >/dev/null 2>&1 && [ -x "$ROOT/tools/realnode/down.sh" ]; then
