@@ -56,7 +56,7 @@ class KubeError(Exception):
 
 
 def parse_warning(value):
-    """The text of one ``Warning`` header (RFC 7234: ``299 - "text"``; several may share a header, comma-separated)."""
+    """The text of one ``Warning`` header value (RFC 7234: ``299 - "text"``); other forms are returned as they are."""
     if not value:
         return None
     value = value.strip()

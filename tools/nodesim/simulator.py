@@ -294,6 +294,7 @@ class Simulator:
     def __init__(self, kube, cfg, node_count=None, zones=None, node_prefix=None, events=None, writers=None,
                  process_dir=None):
         self.kube = kube
+        self.kubelet_version = None
         self.cfg = cfg
         g = cfg.globals
         self.node_count = int(node_count if node_count is not None else g["nodes"])
@@ -327,7 +328,7 @@ class Simulator:
     # ----------------------------------------------------------------- nodes
     def register_nodes(self):
         wanted = []
-        if not getattr(self, "kubelet_version", None):
+        if self.kubelet_version is None:  # what a kubelet of the control plane's build reports
             self.kubelet_version = self.kube.server_version() if hasattr(self.kube, "server_version") else "v0.0.0"
         for i in range(self.node_count):
             name = "%s%d" % (self.node_prefix, i)

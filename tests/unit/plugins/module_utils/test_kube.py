@@ -5,6 +5,7 @@ import time
 import pytest
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import (
+    KubeClient,
     KubeError,
     PodWatch,
     backoff_delays,
@@ -128,3 +129,35 @@ def test_pod_watch_reports_its_failure(status, fatal):
         assert (watch.fatal_error() is not None) is fatal
     finally:
         watch.stop()
+
+
+class RecordingApi:
+    """Stands in for kubernetes.client.ApiClient: records the request, answers 200 with a Warning header."""
+
+    class Response:
+        status = 200
+        headers = {"Warning": '299 - "spec.template.spec.foo: unknown field"'}
+
+        @staticmethod
+        def read():
+            return b"{}"
+
+    def __init__(self):
+        self.calls = []
+
+    def param_serialize(self, method, path, query_params=None, header_params=None, body=None, auth_settings=None):
+        self.calls.append((method, path, list(query_params or [])))
+        return (method, path)
+
+    def call_api(self, *args, **kwargs):
+        return self.Response()
+
+
+def test_workload_writes_ask_for_strict_validation_and_collect_warnings():
+    api = RecordingApi()
+    client = KubeClient(api)
+    client.replace_workload("CronJob", "ns", "nightly", {"kind": "CronJob"})
+    method, path, query = api.calls[0]
+    assert (method, path) == ("PUT", "/apis/batch/v1/namespaces/ns/cronjobs/nightly")
+    assert ("fieldValidation", "Strict") in query
+    assert client.warnings == ["spec.template.spec.foo: unknown field"]
