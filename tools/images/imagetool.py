@@ -62,6 +62,8 @@ IMAGES = [
     {"name": "meshops/mesh-sidecar:empty", "dockerfile": "examples/mesh-sidecar/Dockerfile.empty", "context": "examples/mesh-sidecar"},
     {"name": "meshops/mesh-sidecar:broken", "dockerfile": "tools/images/mesh-sidecar-broken.Dockerfile",
      "context": "examples/mesh-sidecar"},
+    {"name": "meshops/mesh-sidecar:stuck", "dockerfile": "tools/images/mesh-sidecar-stuck.Dockerfile",
+     "context": "examples/mesh-sidecar"},
     {"name": "meshops/demo-app:1", "dockerfile": "examples/demo/Dockerfile.app", "context": "examples/mesh-sidecar"},
     {"name": "meshops/pause", "pause": True},     # tag: the TAG of Kubernetes' build/pause/Makefile
 ]

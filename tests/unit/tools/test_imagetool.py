@@ -110,12 +110,16 @@ def test_plan_of_the_repository_is_stable(tmp_path):
     first = imagetool.Plan(pause_dir=str(pause))
     names = [e["name"] for e in first.entries]
     assert names == ["docker.io/meshops/mesh-sidecar:v1", "docker.io/meshops/mesh-sidecar:v2", "docker.io/meshops/mesh-sidecar:empty",
-                     "docker.io/meshops/mesh-sidecar:broken", "docker.io/meshops/demo-app:1", "docker.io/meshops/pause:3.10.2"]
+                     "docker.io/meshops/mesh-sidecar:broken", "docker.io/meshops/mesh-sidecar:stuck", "docker.io/meshops/demo-app:1",
+                     "docker.io/meshops/pause:3.10.2"]
     assert len({e["key"] for e in first.entries}) == len(names)
     assert imagetool.Plan(pause_dir=str(pause)).key == first.key
     broken = first.entries[3]["parsed"]
     assert broken["entrypoint"][:2] == ["/bin/sh", "-c"] and "exit 1" in broken["entrypoint"][2]
-    assert first.entries[5]["parsed"]["user"] == "65535:65535" and first.entries[5]["parsed"]["entrypoint"] == ["/pause"]
+    stuck = first.entries[4]["parsed"]
+    assert ("MESH_SIDECAR_FAULT", "pause-before-ready=3600") in [tuple(pair) for pair in stuck["env"]]
+    pause_image = next(e for e in first.entries if e["name"].startswith("docker.io/meshops/pause:"))["parsed"]
+    assert pause_image["user"] == "65535:65535" and pause_image["entrypoint"] == ["/pause"]
 
 
 def test_mirror_from_deb822_and_one_line_sources():
