@@ -281,6 +281,9 @@ start_node() {  # start_node <i>
 for i in $(seq 0 $((NODES - 1))); do
   if node_running "$i" && node_ready "$i"; then
     rn_say "$(node_name "$i") already running"
+    # images added or changed since it started (a no-op when containerd has them all)
+    python3 "$ROOT/tools/images/imagetool.py" import --address "$(node_dir "$i")/containerd.sock" --namespace k8s.io \
+      >"$(node_dir "$i")/images.log" 2>&1 || fail "importing the images into $(node_name "$i")'s containerd" "$(node_dir "$i")/images.log"
     continue
   fi
   if [ -e "$(node_dir "$i")/containerd.pid" ] || [ -e "$(node_dir "$i")/kubelet.pid" ]; then
