@@ -239,6 +239,11 @@ class KubeClient:
                     continue
                 event = json.loads(line)
                 yield event.get("type"), event.get("object") or {}
+        # a stream cut in the middle (connection reset, proxy or API server gone, read timeout): a KubeError, so that
+        # PodWatch re-watches from its last resourceVersion instead of its thread dying with urllib3's ProtocolError
+        except TRANSPORT_ERRORS as exc:  # pylint: disable=catching-non-exception
+            raise KubeError(0, "watch %s interrupted: %s" % (path, unreachable_message(
+                getattr(getattr(self.api, "configuration", None), "host", None), exc)))
         finally:
             raw_resp.release_conn()
 

@@ -161,3 +161,36 @@ def test_workload_writes_ask_for_strict_validation_and_collect_warnings():
     assert (method, path) == ("PUT", "/apis/batch/v1/namespaces/ns/cronjobs/nightly")
     assert ("fieldValidation", "Strict") in query
     assert client.warnings == ["spec.template.spec.foo: unknown field"]
+
+
+class CutStreamApi(RecordingApi):
+    """A watch answer whose stream delivers one event, then the connection is cut (urllib3's ProtocolError)."""
+
+    class Response:
+        status = 200
+        headers = {}
+
+        class response:  # pylint: disable=invalid-name
+            @staticmethod
+            def stream(amt=None, decode_content=False):
+                from urllib3.exceptions import ProtocolError  # pylint: disable=import-outside-toplevel
+
+                yield b'{"type": "MODIFIED", "object": {"metadata": {"name": "p", "resourceVersion": "7"}}}\n'
+                raise ProtocolError("Connection broken: IncompleteRead(0 bytes read)")
+
+            @staticmethod
+            def release_conn():
+                return None
+
+    def call_api(self, *args, **kwargs):
+        return self.Response()
+
+
+def test_a_cut_watch_stream_is_a_kube_error_so_the_watch_resumes():
+    client = KubeClient(CutStreamApi())
+    events = []
+    with pytest.raises(KubeError) as info:
+        for event in client.watch_pods("ns", "5"):
+            events.append(event)
+    assert events == [("MODIFIED", {"metadata": {"name": "p", "resourceVersion": "7"}})]
+    assert info.value.status == 0 and "interrupted" in info.value.message and is_transient(info.value)
