@@ -68,6 +68,19 @@ IMAGES = [
     {"name": "meshops/pause", "pause": True},     # tag: the TAG of Kubernetes' build/pause/Makefile
 ]
 
+# A second set, built and imported on its own (`--set mosn`, tools/mosn/images.sh, docs/mosn.md): the MOSN
+# proxy built from its Go module outside the checkout, so its context is the staging directory that
+# tools/mosn/images.sh fills (the binary and the two configs) in MOSN's cache.
+MOSN_CONTEXT = os.environ.get("MESHOPS_MOSN_CONTEXT") or os.path.join(
+    os.path.expanduser("~"), ".cache", "meshops-sidecarset", "mosn-v1.6.1", "context")
+IMAGE_SETS = {
+    "default": IMAGES,
+    "mosn": [
+        {"name": "meshops/mosn:v1", "dockerfile": "examples/mosn/Dockerfile", "context": MOSN_CONTEXT, "args": {"BUILD": "v1"}},
+        {"name": "meshops/mosn:v2", "dockerfile": "examples/mosn/Dockerfile", "context": MOSN_CONTEXT, "args": {"BUILD": "v2"}},
+    ],
+}
+
 SKIP_NAMES = ("__pycache__",)
 SKIP_SUFFIXES = (".pyc", ".pyo")
 
@@ -380,8 +393,9 @@ def k8s_module_dir():
 class Plan:
     """Every image with its parsed description and cache key (inputs hashed, nothing built)."""
 
-    def __init__(self, images=None, root=ROOT, pause_dir=None):
+    def __init__(self, images=None, root=ROOT, pause_dir=None, image_set="default"):
         self.root = root
+        self.set = image_set
         self.entries = []
         for spec in images or IMAGES:
             if spec.get("pause"):
@@ -414,12 +428,17 @@ class Plan:
                 "key": image_key(parsed, files, "scratch"), "dockerfile": "(Kubernetes build/pause, gcc -static)"}
 
     @property
+    def prefix(self):
+        """images-<key> for the default set, images-<set>-<key> for the others (each set gc's only its own)."""
+        return "images-" if self.set == "default" else "images-%s-" % self.set
+
+    @property
     def archive(self):
-        return os.path.join(cache_dir(), "images-%s.tar" % self.key[:16])
+        return os.path.join(cache_dir(), "%s%s.tar" % (self.prefix, self.key[:16]))
 
     @property
     def manifest(self):
-        return os.path.join(cache_dir(), "images-%s.json" % self.key[:16])
+        return os.path.join(cache_dir(), "%s%s.json" % (self.prefix, self.key[:16]))
 
 
 def tag_of(entry):
@@ -591,13 +610,15 @@ class Builder:
     def gc(self, have):
         """Drop layout tags and archives of earlier inputs (one version of each image is kept)."""
         keep = {tag_of(e) for e in self.plan.entries} | {"base-" + e["base_key"][:12] for e in self.plan.entries if e["base"] != "scratch"}
-        stale = [t for t in have if t not in keep]
+        mine = tuple("%s-%s-" % (split_name(e["name"])[0].split("/")[-1], split_name(e["name"])[1]) for e in self.plan.entries)
+        stale = [t for t in have if t not in keep and (t.startswith("base-") or t.startswith(mine))]
         for tag in stale:
             run(["umoci", "rm", "--image", "%s:%s" % (self.layout, tag)])
         if stale:
             run(["umoci", "gc", "--layout", self.layout])
+        own = re.compile(re.escape(self.plan.prefix) + r"[0-9a-f]{16}\.(tar|json)$")
         for path in glob.glob(os.path.join(self.cache, "images-*.tar")) + glob.glob(os.path.join(self.cache, "images-*.json")):
-            if os.path.splitext(path)[0] != os.path.splitext(self.plan.archive)[0]:
+            if own.match(os.path.basename(path)) and os.path.splitext(path)[0] != os.path.splitext(self.plan.archive)[0]:
                 os.unlink(path)
 
 
@@ -629,9 +650,11 @@ def main(argv=None):
     imp.add_argument("--address", required=True)
     imp.add_argument("--namespace", default="k8s.io")
     sub.add_parser("archive", help="print the archive path (after build)")
+    parser.add_argument("--set", default="default", choices=sorted(IMAGE_SETS),
+                        help="which images: the real-node test images (default) or MOSN's (tools/mosn/images.sh)")
     args = parser.parse_args(argv)
     try:
-        plan = Plan()
+        plan = Plan(IMAGE_SETS[args.set], image_set=args.set)
         if args.cmd == "list":
             for e in plan.entries:
                 print("%s\t%s\t%s" % (e["name"], e["key"][:12], e["dockerfile"]))
