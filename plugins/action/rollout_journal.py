@@ -31,6 +31,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.rollout_journal
     batch_line,
     batch_records,
     count_batches,
+    host_outcomes,
     read_journal,
     rollout_summary,
     stop_reason,
@@ -138,7 +139,10 @@ class ActionModule(ActionBase):
             written = True
         if not args.get("keep_journal") and os.path.exists(args["journal"]):
             os.unlink(args["journal"])
-        return {"rollout_result": summary, "report_path": report_path if written else ""}
+        result = {"rollout_result": summary, "report_path": report_path if written else ""}
+        if args.get("targets"):
+            result["host_outcomes"] = host_outcomes(args["targets"], plans, pods, args.get("stopped") or "")
+        return result
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)

@@ -7,9 +7,13 @@
 selected by the SidecarSet's ``selector`` (or ``label_selector``) in ``namespace``, or, when it is ``None``,
 in every namespace its ``namespaceSelector`` selects (all namespaces when it has none).
 
-``plan_rollout(pods, sidecarset, max_unavailable=None, partition=None)`` is pure: Kruise's pick for this
-round (``batch.pick_batch``), then the remaining upgradable pods in order, chunked by the budget, as
-the list of batches a rollout runs one after another.
+``plan_rollout(pods, sidecarset, max_unavailable=None, partition=None, only=None)`` is pure: Kruise's pick for
+this round (``batch.pick_batch``), then the remaining upgradable pods in order, chunked by the budget, as
+the list of batches a rollout runs one after another. With ``only`` (pod references, e.g. the pods of an
+inventory selection) the plan is decided over all the pods exactly as without it (order, partition, the
+maxUnavailable budget and the pods already unavailable count over every matched pod, as Kruise counts them) and
+then keeps only the selected pods, in that order; ``selection`` says how many were found and which are missing.
+``selected`` counts every active pod the SidecarSet selects (in the selection, with ``only``), injected or not.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -52,25 +56,56 @@ def pod_ref(pod):
     return {"name": meta.get("name"), "namespace": meta.get("namespace")}
 
 
-def plan_rollout(pods, sidecarset, max_unavailable=None, partition=None):
+def ref_key(ref):
+    """``(namespace, name)`` of a pod reference: a dict with ``name`` and ``namespace``, or ``"namespace/name"``."""
+    if isinstance(ref, dict):
+        return (str(ref.get("namespace") or ""), str(ref.get("name") or ""))
+    namespace, _sep, name = str(ref).rpartition("/")
+    return (namespace, name)
+
+
+def plan_rollout(pods, sidecarset, max_unavailable=None, partition=None, only=None):
     """Return the rollout plan: Kruise's batch for now, then the rest of the order in budget-sized chunks."""
     picked = pick_batch(pods, sidecarset, max_unavailable=max_unavailable, partition=partition)
     budget = max(int(picked["max_unavailable"]), 1)
-    first = [pod_ref(pod) for pod in picked["batch"]]
-    rest = [pod_ref(pod) for pod in picked["waiting"]]
-    batches = [first] if first else []
+    keep = None
+    selection = None
+    if only is not None:
+        wanted = [ref_key(ref) for ref in only]
+        present = set((ref["namespace"], ref["name"]) for ref in (pod_ref(pod) for pod in pods))
+        keep = set(wanted) & present
+        selection = {"requested": len(set(wanted)), "found": len(keep),
+                     "missing": [{"namespace": ns, "name": name} for ns, name in sorted(set(wanted) - present)],
+                     "outside": len(present - keep)}
+
+    def refs(items):
+        out = [pod_ref(pod) for pod in items]
+        return out if keep is None else [ref for ref in out if (ref["namespace"], ref["name"]) in keep]
+
+    first = refs(picked["batch"])
+    rest = refs(picked["waiting"])
+    if keep is None:
+        batches = [first] if first else []
+        chunked = rest
+    else:  # the selection: one order, cut into batches of the budget
+        batches, chunked = [], first + rest
     if not picked["stopped"]:
-        batches.extend(rest[i:i + budget] for i in range(0, len(rest), budget))
-    return {
+        batches.extend(chunked[i:i + budget] for i in range(0, len(chunked), budget))
+    plan = {
         "order": first + rest,
         "batches": batches,
-        "partitioned": [pod_ref(pod) for pod in picked["partitioned"]],
-        "not_upgradable": [dict(pod_ref(pod), reason=reason) for pod, reason in picked["not_upgradable"]],
-        "in_flight": [pod_ref(pod) for pod in picked["in_flight"]],
-        "reset": [pod_ref(pod) for pod in picked["reset"]],
+        "partitioned": refs(picked["partitioned"]),
+        "not_upgradable": [dict(pod_ref(pod), reason=reason) for pod, reason in picked["not_upgradable"]
+                           if keep is None or ref_key(pod_ref(pod)) in keep],
+        "in_flight": refs(picked["in_flight"]),
+        "reset": refs(picked["reset"]),
         "max_unavailable": picked["max_unavailable"],
         "partition": picked["partition"],
         "unavailable": picked["unavailable"],
         "matched": picked["matched"],
+        "selected": sum(1 for pod in pods if is_pod_active(pod)) if keep is None else len(keep),
         "stopped": picked["stopped"],
     }
+    if selection is not None:
+        plan["selection"] = selection
+    return plan

@@ -15,6 +15,8 @@ variables (templating a 1,000-pod list costs seconds in ansible-core 2.19). Cont
 * ``append_batch(path, entry, records)`` / ``read_journal(path)`` write and read the journal; a partial last
   line (a run killed while writing) is ignored; ``count_batches(path)`` counts its complete lines.
 * ``rollout_summary(plans, batches, pods, stopped, failed, seconds)`` is the ``rollout_result`` of the role.
+* ``host_outcomes(targets, plans, pods, stopped)`` is each pod host's outcome in an inventory-driven rollout
+  (``targets`` from ``targets.pod_targets``): ``{host: {"phase", "reason", "changed", "failed", "msg"}}``.
 * ``write_report(path, report)`` writes the JSON report atomically (temporary file, then rename).
 """
 
@@ -162,6 +164,50 @@ def rollout_summary(plans, batches, pods, stopped, failed, seconds):
         "not_upgradable": sum(int(p.get("not_upgradable") or 0) for p in plans),
         "phases": _phase_counts(pods),
     }
+
+
+def _keys(refs):
+    return set((r.get("namespace"), r.get("name")) for r in refs or [])
+
+
+def host_outcomes(targets, plans, pods, stopped=""):
+    """Each pod host's outcome: its last record in the journal, or why it has none (partition, not upgradable,
+    gone, the rollout stopped, or already on the current SidecarSet)."""
+    records = {}
+    for record in pods or []:
+        records[(record.get("cluster"), record.get("namespace"), record.get("name"))] = record
+    plans_by_cluster = dict((p.get("cluster"), p) for p in plans or [])
+    out = {}
+    for target in targets or []:
+        cluster = target.get("name")
+        plan = plans_by_cluster.get(cluster) or {}
+        partitioned = _keys(plan.get("partitioned_pods"))
+        missing = _keys(plan.get("missing_pods"))
+        blocked = dict(((r.get("namespace"), r.get("name")), r.get("reason")) for r in plan.get("not_upgradable_pods") or [])
+        for pod in target.get("pods") or []:
+            key = (pod.get("namespace"), pod.get("name"))
+            record = records.get((cluster,) + key)
+            if record is not None:
+                outcome = {"phase": record.get("phase"), "reason": record.get("reason") or "",
+                           "changed": bool(record.get("changed")), "failed": bool(record.get("failed"))}
+            elif key in missing:
+                outcome = {"phase": "missing", "reason": "not found among the pods the SidecarSet selects (deleted since the inventory was read?)"}
+            elif key in partitioned:
+                outcome = {"phase": "partitioned", "reason": "kept on the old sidecar by partition"}
+            elif key in blocked:
+                outcome = {"phase": "not-upgradable", "reason": blocked[key]}
+            elif not plan:
+                outcome = {"phase": "not-reached", "reason": "cluster not rolled out: the rollout stopped (%s)" % stopped}
+            elif stopped:
+                outcome = {"phase": "not-reached", "reason": "not upgraded: the rollout stopped (%s)" % stopped}
+            else:
+                outcome = {"phase": "done", "reason": "already on the current SidecarSet"}
+            outcome.setdefault("changed", False)
+            outcome.setdefault("failed", False)
+            outcome["msg"] = "%s/%s/%s: %s%s" % (cluster, key[0], key[1], outcome["phase"],
+                                                 (" - " + outcome["reason"]) if outcome["reason"] else "")
+            out[pod.get("host") or "%s/%s/%s" % ((cluster,) + key)] = outcome
+    return out
 
 
 def write_report(path, report):

@@ -99,6 +99,13 @@ options:
     description: Whether the rollout stopped on failed pods. O(step=finish).
     type: bool
     default: false
+  targets:
+    description:
+      - Inventory-driven rollouts - the pod hosts of the run, one entry per cluster (C(name), C(pods) with C(name),
+        C(namespace), C(host)), as the C(meshops.sidecarset.rollout_targets) filter returns them. With it,
+        O(step=finish) also returns RV(host_outcomes). O(step=finish).
+    type: list
+    elements: dict
   report_path:
     description: Write the JSON report (result, plans, batches, pods) here. Empty means no report. O(step=finish).
     type: path
@@ -195,4 +202,11 @@ report_path:
   description: The report written, or an empty string.
   returned: step=finish
   type: str
+host_outcomes:
+  description:
+    - Each pod host's outcome, by inventory host name - C(phase) (the pod's phase, or C(partitioned),
+      C(not-upgradable), C(missing), C(not-reached)), C(reason), C(changed), C(failed) and C(msg) (one line).
+  returned: step=finish with O(targets)
+  type: dict
+  sample: {"sim/shop/web-1": {"phase": "done", "reason": "", "changed": true, "failed": false, "msg": "sim/shop/web-1: done"}}
 """

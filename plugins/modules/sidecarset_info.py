@@ -40,6 +40,15 @@ options:
   partition:
     description: Overrides C(spec.updateStrategy.partition) for the plan (an int or a percent).
     type: raw
+  pods:
+    description:
+      - Restrict the plan (RV(rollout)) to these pods (dicts with C(name) and C(namespace), or C(namespace/name)
+        strings), e.g. the pod hosts an inventory limit selected. The plan is decided over all the pods the
+        SidecarSet selects, as Kruise decides it (order, partition, the maxUnavailable budget and the pods already
+        unavailable count over every matched pod), then only the selected pods are kept, in that order.
+        RV(status) and RV(pods) are not restricted.
+    type: list
+    elements: raw
   pod_details:
     description:
       - Return RV(pods), one entry per matching pod. With V(false) RV(pods) is empty and only the counters and
@@ -174,8 +183,16 @@ rollout:
       description: Updated pods that are currently unavailable.
       type: int
     matched:
-      description: Number of matching pods.
+      description: Number of matching pods (Kruise's C(matchedPods)), the base of a percent C(maxUnavailable) or C(partition).
       type: int
+    selected:
+      description: Every active pod the SidecarSet selects, injected or not (with O(pods), those of the selection found).
+      type: int
+    selection:
+      description: With O(pods) only, C(requested), C(found), C(outside) (selected pods not in O(pods)) and C(missing)
+        (pods of O(pods) the SidecarSet does not select, or that are gone).
+      type: dict
+      returned: when O(pods) is set
     stopped:
       description: Why nothing would be upgraded (NotUpdate, paused), or empty.
       type: str
@@ -195,6 +212,7 @@ def argument_spec():
         label_selector=dict(type="str"),
         max_unavailable=dict(type="raw"),
         partition=dict(type="raw"),
+        pods=dict(type="list", elements="raw"),
         pod_details=dict(type="bool", default=True),
     )
 
@@ -223,7 +241,7 @@ def run(module, client):
         sidecarset={"name": sidecarset_name(sidecarset), "hash": get_hash(sidecarset)},
         status=compute_status(pods, sidecarset),
         pods=reports,
-        rollout=plan_rollout(pods, sidecarset, params["max_unavailable"], params["partition"]),
+        rollout=plan_rollout(pods, sidecarset, params["max_unavailable"], params["partition"], only=params["pods"]),
     )
 
 

@@ -50,3 +50,32 @@ def test_batch_version_is_above_every_version_on_the_batch():
     assert batch_version(batch) == 42
     assert batch_version(batch, floor=100) == 101
     assert batch_version([]) == 2
+
+
+def test_plan_of_a_selection_is_decided_over_every_matched_pod():
+    """--limit / inventory selection: the budget, partition and order are Kruise's over all pods; only the
+    selected ones are kept, in that order, and re-cut into batches of the (global) budget."""
+    everything = pods(10)
+    full = plan_rollout(everything, SS2, max_unavailable="20%", partition=2)
+    order = [ref["name"] for ref in full["order"]]
+    chosen = [ref["namespace"] + "/" + ref["name"] for ref in full["order"][1::2]]  # every other pod of the order
+    chosen.append({"namespace": full["partitioned"][0]["namespace"], "name": full["partitioned"][0]["name"]})
+    chosen.append("default/gone")
+    plan = plan_rollout(everything, SS2, max_unavailable="20%", partition=2, only=chosen)
+    assert plan["max_unavailable"] == 2 and plan["partition"] == 2 and plan["matched"] == 10  # of all 10 pods
+    assert [ref["name"] for ref in plan["order"]] == order[1::2]
+    assert [len(b) for b in plan["batches"]] == [2, 2]
+    assert flat(plan["batches"]) == order[1::2]
+    assert plan["partitioned"] == full["partitioned"][:1]  # the partition is the last pods of the whole order
+    assert plan["selected"] == 5 and plan["selection"]["requested"] == 6 and plan["selection"]["found"] == 5
+    assert plan["selection"]["outside"] == 5
+    assert plan["selection"]["missing"] == [{"namespace": "default", "name": "gone"}]
+    assert "selection" not in full and full["selected"] == 10
+
+
+def test_selected_counts_pods_that_are_not_injected():
+    """The rollout report's ``matched`` (``selected``) counts every pod the SidecarSet selects: 4 pods, 3 of them
+    without the sidecar, are 4 (Kruise's matchedPods: 1)."""
+    plain = [pf.pod("bare-%d" % i, sets=[]) for i in range(3)]
+    plan = plan_rollout(pods(1) + plain, SS2)
+    assert plan["matched"] == 1 and plan["selected"] == 4 and len(plan["not_upgradable"]) == 3
