@@ -3,6 +3,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """SidecarSet status counters (reference section 1.7) and a per-pod report. Pure functions.
 
+``template_drift(workloads, pods, sidecarset)`` finds the workloads whose pod template was injected with an
+older revision of the SidecarSet (so every pod they create, on a scale-up, an eviction or a node failure, starts
+on the old sidecar: we have no webhook to correct it as Kruise has) and the pods created that way.
+
 ``compute_status`` counts over the matching pods (3.3) only: ``updatedPods`` compares the pod hash with the
 SidecarSet hash; ``readyPods`` needs ``is_pod_state_consistent`` (all sidecar containers) and ``is_pod_ready``.
 """
@@ -12,10 +16,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import (
+    POD_HASH,
     hot_upgrade_names,
+    pod_hash,
     version_alt_key,
     version_key,
 )
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import kind_info
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import get_hash, sidecarset_name
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import (
     container_image,
     is_hot_sidecar,
@@ -81,3 +90,60 @@ def pod_report(pod, sidecarset):
             report["images"][twin] = container_image(pod, twin)
             report["versions"][twin] = {"version": annotations.get(version_key(twin)), "versionalt": annotations.get(version_alt_key(twin))}
     return report
+
+
+def workload_of(pod):
+    """``{"kind", "name"}`` of the workload that owns the pod's template; a ReplicaSet ``<deploy>-<pod-template-hash>``
+    is its Deployment. Empty for a bare pod."""
+    meta = pod.get("metadata") or {}
+    refs = meta.get("ownerReferences") or []
+    ref = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
+    if not ref:
+        return {}
+    kind, name = ref.get("kind"), ref.get("name") or ""
+    template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+    if kind == "ReplicaSet" and template_hash and name.endswith("-" + template_hash):
+        return {"kind": "Deployment", "name": name[: -len(template_hash) - 1]}
+    return {"kind": kind, "name": name}
+
+
+def _recorded_hash(annotations, name):
+    try:
+        return pod_hash(annotations or {}, name, key=POD_HASH)
+    except AnnotationError:
+        return None
+
+
+def template_drift(workloads, pods, sidecarset):
+    """``{"workloads": [...], "pods": [...]}``: the workloads (``kind``, ``name``, ``namespace``,
+    ``template_hash``, ``hash``) whose template records another hash of this SidecarSet than its current one, and
+    the pods (``name``, ``namespace``, ``workload``) of those workloads that carry the template's old hash (created
+    from it since the last rollout). Workloads owned by another workload (a Deployment's ReplicaSets) are left to
+    their owner; templates the SidecarSet never injected are not drift."""
+    name = sidecarset_name(sidecarset)
+    current = get_hash(sidecarset)
+    drifted = {}
+    for obj in workloads:
+        meta = obj.get("metadata") or {}
+        if any(r.get("controller") for r in meta.get("ownerReferences") or []):
+            continue
+        node = obj
+        for key in (kind_info(obj.get("kind")).template_path if kind_info(obj.get("kind")) else None) or []:
+            node = (node or {}).get(key)
+        recorded = _recorded_hash(((node or {}).get("metadata") or {}).get("annotations"), name)
+        if recorded is None or recorded == current:
+            continue
+        drifted[(meta.get("namespace"), obj.get("kind"), meta.get("name"))] = {
+            "kind": obj.get("kind"), "name": meta.get("name"), "namespace": meta.get("namespace"),
+            "template_hash": recorded, "hash": current}
+    created = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        owner = workload_of(pod)
+        entry = drifted.get((meta.get("namespace"), owner.get("kind"), owner.get("name")))
+        if entry and _recorded_hash(meta.get("annotations"), name) == entry["template_hash"]:
+            created.append({"name": meta.get("name"), "namespace": meta.get("namespace"),
+                            "workload": "%s/%s" % (entry["kind"], entry["name"])})
+    workloads_out = [drifted[key] for key in sorted(drifted)]
+    created.sort(key=lambda ref: (ref["namespace"], ref["name"]))
+    return {"workloads": workloads_out, "pods": created}

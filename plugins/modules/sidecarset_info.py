@@ -49,6 +49,13 @@ options:
         RV(status) and RV(pods) are not restricted.
     type: list
     elements: raw
+  template_drift:
+    description:
+      - Also read the workloads (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) of the namespaces
+        looked at and return RV(drift) - the workloads whose pod template carries an older revision of this
+        SidecarSet (new pods they create start on the old sidecar) and the pods created that way.
+    type: bool
+    default: false
   pod_details:
     description:
       - Return RV(pods), one entry per matching pod. With V(false) RV(pods) is empty and only the counters and
@@ -144,6 +151,20 @@ pods:
     versions:
       description: C(version)/C(versionalt) of each twin.
       type: dict
+drift:
+  description: With O(template_drift=true), template drift (docs/rollout.md, "Template drift and convergence").
+  returned: when O(template_drift=true)
+  type: dict
+  contains:
+    workloads:
+      description: Workloads whose template records an older SidecarSet hash (C(kind), C(name), C(namespace),
+        C(template_hash), C(hash)).
+      type: list
+      elements: dict
+    pods:
+      description: Pods of those workloads carrying the template's old hash (C(name), C(namespace), C(workload)).
+      type: list
+      elements: dict
 rollout:
   description: The rollout plan.
   returned: always
@@ -199,9 +220,10 @@ rollout:
 """
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import k8s_argument_spec, load_one_sidecarset, run_k8s_module
-from ansible_collections.meshops.sidecarset.plugins.module_utils.podlist import list_sidecarset_pods, plan_rollout
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import WORKLOAD_KINDS
+from ansible_collections.meshops.sidecarset.plugins.module_utils.podlist import list_sidecarset_pods, plan_rollout, selected_namespaces
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import get_hash, sidecarset_name
-from ansible_collections.meshops.sidecarset.plugins.module_utils.status import compute_status, pod_report
+from ansible_collections.meshops.sidecarset.plugins.module_utils.status import compute_status, pod_report, template_drift
 
 
 def argument_spec():
@@ -213,6 +235,7 @@ def argument_spec():
         max_unavailable=dict(type="raw"),
         partition=dict(type="raw"),
         pods=dict(type="list", elements="raw"),
+        template_drift=dict(type="bool", default=False),
         pod_details=dict(type="bool", default=True),
     )
 
@@ -236,7 +259,20 @@ def run(module, client):
         report["owner"] = owner_of(pod)
         report["labels"] = dict(pod["metadata"].get("labels") or {})
         reports.append(report)
+    extra = {}
+    if params["template_drift"]:
+        namespaces = [params["namespace"]] if params["namespace"] else selected_namespaces(client, sidecarset)
+        if namespaces is None:
+            namespaces = sorted({(p.get("metadata") or {}).get("namespace") for p in pods})
+        workloads = []
+        for namespace in namespaces:
+            for kind in WORKLOAD_KINDS:
+                for obj in client.list_workloads(kind, namespace):
+                    obj["kind"] = kind
+                    workloads.append(obj)
+        extra["drift"] = template_drift(workloads, pods, sidecarset)
     return dict(
+        extra,
         changed=False,
         sidecarset={"name": sidecarset_name(sidecarset), "hash": get_hash(sidecarset)},
         status=compute_status(pods, sidecarset),
