@@ -115,6 +115,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import select_namespaces, selector_to_string
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets, sidecarset_name
 from ansible_collections.meshops.sidecarset.plugins.module_utils.status import pod_report
+from ansible_collections.meshops.sidecarset.plugins.module_utils.status import workload_of as owner_of  # noqa: F401 (tests import it)
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 PHASE_GROUPS = {
@@ -131,20 +132,6 @@ PHASE_GROUPS = {
 def safe_group(text):
     """A valid group name: letters, digits and ``_``."""
     return re.sub(r"[^A-Za-z0-9_]", "_", str(text))
-
-
-def owner_of(pod):
-    """``{"kind", "name"}`` of the pod's controller; a ReplicaSet ``<deploy>-<pod-template-hash>`` becomes the Deployment."""
-    meta = pod.get("metadata") or {}
-    refs = meta.get("ownerReferences") or []
-    ref = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
-    if not ref:
-        return {}
-    kind, name = ref.get("kind"), ref.get("name") or ""
-    template_hash = (meta.get("labels") or {}).get("pod-template-hash")
-    if kind == "ReplicaSet" and template_hash and name.endswith("-" + template_hash):
-        return {"kind": "Deployment", "name": name[: -len(template_hash) - 1]}
-    return {"kind": kind, "name": name}
 
 
 def selected_namespaces(namespaces, sidecarset):

@@ -42,3 +42,31 @@ def test_pod_report(now):
     }
     cold_set = pf.sidecarset(containers=[pf.cold("log", "l:1")])
     assert pod_report(pf.pod(sets=[cold_set]), cold_set)["images"] == {"log": "l:1"}
+
+
+def test_template_drift_finds_old_templates_and_the_pods_created_from_them():
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.status import template_drift
+
+    old, new = pf.sidecarset(), None
+    new = pf.with_images(old, "hash-2", mesh="reg.example/mesh:v2")
+    template_pod = pf.pod("t", sets=[old])
+
+    def workload(kind, name, owned=False):
+        meta = {"name": name, "namespace": "default"}
+        if owned:
+            meta["ownerReferences"] = [{"kind": "Deployment", "name": "web", "controller": True}]
+        return {"kind": kind, "metadata": meta, "spec": {"template": {"metadata": template_pod["metadata"], "spec": template_pod["spec"]}}}
+
+    def pod_of(name, sets, rs="web-abc"):
+        pod = pf.pod(name, sets=sets)
+        pod["metadata"]["labels"] = dict(pod["metadata"].get("labels") or {}, **{"pod-template-hash": "abc"})
+        pod["metadata"]["ownerReferences"] = [{"kind": "ReplicaSet", "name": rs, "controller": True}]
+        return pod
+
+    plain = {"kind": "Deployment", "metadata": {"name": "plain", "namespace": "default"}, "spec": {"template": {"spec": {}}}}
+    workloads = [workload("Deployment", "web"), workload("ReplicaSet", "web-abc", owned=True), plain]
+    pods = [pod_of("fresh", [old]), pod_of("upgraded", [new])]
+    drift = template_drift(workloads, pods, new)
+    assert [(w["kind"], w["name"]) for w in drift["workloads"]] == [("Deployment", "web")]
+    assert drift["pods"] == [{"name": "fresh", "namespace": "default", "workload": "Deployment/web"}]
+    assert template_drift(workloads, pods, old) == {"workloads": [], "pods": []}  # templates on the current revision
