@@ -8,7 +8,8 @@ examples/mesh-sidecar), all in one event loop. It runs until SIGTERM/SIGINT or `
 seconds (so it is bounded in time and in count: at most rate x max-duration requests per port),
 lets the requests in flight finish, then writes one JSON summary (total and per port: requests,
 failed, errors, builds that answered, latency percentiles) and exits 0 if nothing failed, else 1.
-Only 127.0.0.1 is ever contacted.
+Only 127.0.0.1 is contacted, or with ``--targets IP:PORT,...`` the given addresses (the MOSN demo
+on a real node: the pods' own IPs on the node's bridge, examples/mosn/demo.py).
 """
 
 import argparse
@@ -23,8 +24,13 @@ from meshsidecar.loadgen import LoadGen, dump_records, summarize
 
 
 async def _run(args):
-    ports = [int(p) for p in args.ports.split(",") if p.strip()]
-    gens = {port: LoadGen("http://127.0.0.1:%d/" % port, args.rate, args.max_duration,
+    if args.targets:
+        ports = [t.strip() for t in args.targets.split(",") if t.strip()]
+        urls = {t: "http://%s/" % t for t in ports}
+    else:
+        ports = [int(p) for p in args.ports.split(",") if p.strip()]
+        urls = {p: "http://127.0.0.1:%d/" % p for p in ports}
+    gens = {port: LoadGen(urls[port], args.rate, args.max_duration,
                           args.keepalive_workers, args.close_workers, args.timeout) for port in ports}
     loop = asyncio.get_running_loop()
     stopped = {"at": None}
@@ -48,7 +54,7 @@ async def _run(args):
         per_port[str(port)] = summarize(records)
         everything.extend(records)
         if args.records_dir:
-            dump_records(records, os.path.join(args.records_dir, "records-%d.jsonl" % port))
+            dump_records(records, os.path.join(args.records_dir, "records-%s.jsonl" % str(port).replace(":", "_")))
     total = summarize(everything)
     total.update(duration_s=round(time.time() - t0, 3), ports=len(ports), rate_per_port=args.rate,
                  stopped_by_signal=stopped["at"] is not None)
@@ -57,7 +63,9 @@ async def _run(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
-    parser.add_argument("--ports", required=True, help="comma-separated sidecar ports on 127.0.0.1")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--ports", help="comma-separated sidecar ports on 127.0.0.1")
+    where.add_argument("--targets", help="comma-separated IP:PORT (pod IPs of a real node)")
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second per port")
     parser.add_argument("--max-duration", type=float, default=300.0, help="hard limit, seconds")
     parser.add_argument("--keepalive-workers", type=int, default=4)
