@@ -137,7 +137,7 @@ def test_limit_zone_a_upgrades_exactly_its_pods_then_runner_limit_zone_b(nodesim
                                 extravars={"rollout_sidecarset": v2}, envvars=envvars, quiet=True)
     stdout = runner.stdout.read()
     assert runner.rc == 0 and runner.status == "successful", stdout[-6000:]
-    before_b = {n: p for n, p in after.items()}
+    before_b = dict(after)
     zone_b = {n for n, z in zones.items() if z == "zone-b"}
     final = {p["metadata"]["name"]: p for p in pods_of(kube, namespace)}
     for name, pod in final.items():
