@@ -10,12 +10,12 @@ export PYTHONDONTWRITEBYTECODE := 1
 # and the real-node tests of `make test`; REAL_NODES=0 to skip them.
 REAL_NODES ?= 1
 
-.PHONY: help setup test unit sanity lint integration molecule bench conformance demo demo-offline cluster-up cluster-down ensure-cluster clean
+.PHONY: help setup test unit sanity lint integration molecule bench chaos conformance demo demo-offline cluster-up cluster-down ensure-cluster clean
 
 help:
 	@echo "make demo   - show the collection working (see README)"
 	@echo "make test   - set up everything and run the whole test suite (what CI runs)"
-	@echo "make setup | unit | sanity | lint | integration | molecule | bench | conformance | cluster-up | cluster-down | clean"
+	@echo "make setup | unit | sanity | lint | integration | molecule | bench | chaos | conformance | cluster-up | cluster-down | clean"
 
 setup:
 	@tools/setup.sh
@@ -58,6 +58,16 @@ test: setup
 bench:
 	@tools/setup.sh >&2
 	@tools/bench/run.sh
+
+# Faults, measured (docs/faults.md): the long variants of the kill, concurrent-run and API-fault tests (30 kill points
+# per mode, every API fault, 3 trials each) on the cluster of `make integration`, in namespaces of their own; JSON
+# lines per fault on stdout. Not part of `make test` (which runs the short variants).
+chaos: ensure-cluster
+	@rm -f out/chaos.jsonl; mkdir -p out
+	@MESHOPS_CHAOS_KILL_POINTS=30 MESHOPS_CHAOS_TWICE_TRIALS=5 MESHOPS_CHAOS_API_TRIALS=3 MESHOPS_CHAOS_API_ALL=1 \
+	  MESHOPS_CHAOS_REPORT=$(CURDIR)/out/chaos.jsonl $(PY) -m pytest -p no:cacheprovider -q -rs \
+	  tests/integration/test_rollout_kill.py tests/integration/test_rollout_twice.py tests/integration/test_api_faults.py >&2; \
+	  rc=$$?; cat out/chaos.jsonl 2>/dev/null; exit $$rc
 
 # The real kruise-manager v1.9.0 as the oracle (docs/kruise-conformance.md): builds it from its Go module, runs it on
 # a control plane of its own, compares injection, hot upgrade, status and validation. Not part of `make test`.

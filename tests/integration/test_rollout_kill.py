@@ -12,7 +12,7 @@ After each kill the same rollout is run again and must converge: every pod on th
 app container, exactly one twin on a real image. A watch from the test process over every pod update asserts that
 no pod that served ever had zero serving twins, and a foreign writer's annotations are never lost.
 
-``MESHOPS_CHAOS_KILL_POINTS`` (default 2 per mode; ``make chaos``: 30) sets the number of points,
+``MESHOPS_CHAOS_KILL_POINTS`` (default 1 per mode; ``make chaos``: 30) sets the number of points,
 ``MESHOPS_CHAOS_SEED`` the random points; the figures are printed as JSON lines (``chaoskit.report``).
 """
 
@@ -72,7 +72,7 @@ def in_flight(kube, namespace):
 @pytest.mark.parametrize("mode", ["tree", "group"])
 def test_killed_rollouts_converge(nodesim, namespace, tmp_path, mode):
     kube = nodesim
-    points = env_int("MESHOPS_CHAOS_KILL_POINTS", 2)
+    points = env_int("MESHOPS_CHAOS_KILL_POINTS", 1)
     rand = random.Random(env_int("MESHOPS_CHAOS_SEED", 17) + (0 if mode == "tree" else 1000))
     before = make_apps(kube, namespace)
     started = time.monotonic()

@@ -1,0 +1,5 @@
+"""``python -m faultproxy``: see the package docstring."""
+
+from faultproxy import main
+
+main()
