@@ -10,6 +10,7 @@ Ready at once (the runs work on the same batches, not on twice as many pods).
 """
 
 import random
+import re
 import subprocess
 import time
 
@@ -94,6 +95,8 @@ def test_two_rollouts_of_different_versions_at_once_leave_no_pod_corrupted(nodes
         again = run_playbook(kube, PLAYBOOKS / "rollout.yml", {"rollout_sidecarset": path, "rollout_namespace": namespace})
         assert again.returncode == 0, again.stdout[-3000:]
         check_converged(kube, namespace, before, 3)
+    failures = [(re.findall(r'"msg": "(.*)"', out) or [""])[-1][:300] for out, run in zip(outputs, runs) if run.returncode]
     report({"fault": "two-versions-at-once", "pods": PODS, "return_codes": [r.returncode for r in runs], "after_both": mixed,
+            "failures": failures,
             "zero_serving_moments": len(watcher.zero_serving), "max_not_ready": watcher.max_not_ready})
     assert not watcher.zero_serving, watcher.zero_serving[:10]
