@@ -85,7 +85,7 @@ def kill_tree(pid):
     all. ansible-core's worker calls setsid(), so killing the playbook's process group leaves the worker and the
     module running; this kills them too. Returns the pids killed."""
     stopped = []
-    for _ in range(20):
+    for dummy in range(20):
         new = [p for p in [pid] + descendants(pid) if p not in stopped]
         if not new:
             break

@@ -52,7 +52,7 @@ def proxy(kube):
 
 def working_version(pod):
     annotations = pod["metadata"].get("annotations") or {}
-    twin = [t for t in real_twins(pod, "proxy", EMPTY)]
+    twin = real_twins(pod, "proxy", EMPTY)
     return annotations.get("version.sidecarset.kruise.io/" + twin[0]) if len(twin) == 1 else None
 
 

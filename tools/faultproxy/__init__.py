@@ -9,7 +9,8 @@ what is under test.
 Faults (all changeable while it runs, from any thread):
 
 * ``latency(mean, jitter)``: every request waits ``mean +- jitter`` seconds (uniform) before it is forwarded.
-* ``drop(probability, first)``: the next ``first`` requests, then each with ``probability``, are answered by closing the connection, half of them before forwarding
+* ``drop(probability, first)``: the next ``first`` requests, then each with ``probability``, are answered by
+  closing the connection, half of them before forwarding
   (never reached the server) and half after the API server answered (the answer is lost).
 * ``reset_all()``: close every open connection now (watches included).
 * ``cut(mode)`` / ``heal()``: ``refuse`` closes every connection and refuses new ones (connection reset at once);
@@ -61,7 +62,7 @@ async def read_request(reader):
         return None
     length, chunked = 0, False
     for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
+        name, dummy, value = line.partition(b":")
         name = name.strip().lower()
         if name == b"content-length":
             length = int(value.strip() or 0)
@@ -356,7 +357,7 @@ class _Connection:
 def main(argv=None):
     import argparse  # pylint: disable=import-outside-toplevel
 
-    parser = argparse.ArgumentParser(prog="faultproxy", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="faultproxy", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--upstream", required=True, help="the API server URL, e.g. https://127.0.0.1:16443")
     parser.add_argument("--port", type=int, default=19480)
     parser.add_argument("--ca-file", help="CA bundle for the upstream (default: not verified, loopback only)")
