@@ -72,6 +72,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import
     empty_image,
     empty_image_problem,
     empty_slots,
+    images_equal,
     in_flight_hot_sidecars,
     is_container_consistent_and_ready,
     is_container_ready,
@@ -80,6 +81,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import
     is_pod_state_consistent,
     is_pod_updated,
     is_running_and_ready,
+    is_started,
     is_sidecarset_upgradable,
     matching_problem,
     not_upgradable_reason,
@@ -325,7 +327,13 @@ class _Draft(object):
         entry = dict(state.get(name) or {"revision": sidecarset_hash(self.sidecarset), "updateTimestamp": format_timestamp(now)})
         last = dict(entry.get("lastContainerStatuses") or {})
         for container in self.changed:
-            image_id = (container_status(self.pod, container) or {}).get("imageID") or ""
+            status = container_status(self.pod, container) or {}
+            image_id = status.get("imageID") or ""
+            if status.get("image") and images_equal(status["image"], self.images[container]):
+                # kubelet's status already names the image we write (a rollback while the new image could not
+                # be pulled: kubelet keeps reporting the previous instance): its imageID will not change, so
+                # recording it would make the change look unapplied forever (is_sidecar_update_completed)
+                image_id = ""
             last[container] = {"imageID": image_id} if image_id else {}
         entry["lastContainerStatuses"] = last
         state[name] = entry
@@ -588,8 +596,9 @@ def plan_rollback(pod, sidecarset, previous_annotations=None, now=None):
     entry is set to the SidecarSet hash when the pod then runs exactly the SidecarSet's images, else removed, so
     the pod counts as not updated.
 
-    Refuses when a new twin is already ready and consistent (migration done: ``O`` no longer listens, so roll
-    back with a forward ``plan_hot_upgrade`` to the old image instead). ``none`` when nothing is in flight.
+    Refuses when a new twin is already ready and consistent, or runs the new image and has finished postStart
+    without being ready (migration done: ``O`` no longer listens, so roll back with a forward
+    ``plan_hot_upgrade`` to the old image instead). ``none`` when nothing is in flight.
     """
     name = sidecarset_name(sidecarset)
     reason = matching_problem(pod, sidecarset) or empty_image_problem(pod, sidecarset)
@@ -604,6 +613,13 @@ def plan_rollback(pod, sidecarset, previous_annotations=None, now=None):
             working, other = working_and_empty(pod, sidecar["name"])
             if is_container_consistent_and_ready(pod, sidecarset, working):
                 return Plan(ACTION_REFUSE, reason="%s is ready: migration finished, upgrade forward instead" % working, sidecarset=name)
+            if is_pod_state_consistent(pod, sidecarset, [working]) and is_started(pod, working):
+                # postStart returned: by the hot-upgrade contract the new sidecar has taken the listeners over and
+                # the old one drains, so emptying the new one could leave the pod with no serving sidecar
+                return Plan(ACTION_REFUSE, reason=(
+                    "%s finished postStart on the new image (it has taken over from %s) but is not ready: not rolled "
+                    "back, that could leave no serving sidecar; fix its readiness or upgrade forward" % (working, other)),
+                    sidecarset=name)
             _rollback_twin(draft, sidecar, working, other)
             if previous_annotations is not None:
                 _restore_previous(draft, sidecar, previous_annotations, other)

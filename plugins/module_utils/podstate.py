@@ -67,6 +67,12 @@ FAILED_WAITING_REASONS = (
     "PostStartHookError",
 )
 
+# Waiting reasons about pulling the *spec* image. While a pull fails after an in-place image change, kubelet
+# keeps reporting the previous instance (its ``image`` and ``imageID``, restartCount unchanged) with one of these
+# as ``state.waiting.reason`` (seen on kubelet v1.36 + containerd, docs/real-nodes.md): they count whatever
+# image the status names.
+PULL_FAILURE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+
 PHASE_IDLE = "idle"
 PHASE_UPGRADING = "upgrading"
 PHASE_MIGRATING = "migrating"
@@ -74,7 +80,9 @@ PHASE_RESETTING = "resetting"
 PHASE_DONE = "done"
 PHASE_FAILED = "failed"
 PHASE_NOT_UPGRADABLE = "not-upgradable"
+PHASE_ROLLED_BACK = "rolled-back"
 
+_QUOTED_RE = re.compile(r'"([^"\s]+)"')
 _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
 
 
@@ -492,11 +500,20 @@ def write_restart_baseline(baseline):
     return dumps({name: baseline[name] for name in sorted(baseline)})
 
 
+def _quoted_images(message):
+    """The double-quoted words of a kubelet message (``Back-off pulling image "repo:tag"``)."""
+    return _QUOTED_RE.findall(message or "")
+
+
 def container_failure(pod, name):
     """Return why container ``name`` is failing, or ``""``.
 
-    A status whose ``image`` differs from the spec image describes the previous image and never counts.
-    Failing means: ``state.waiting.reason`` is one of ``FAILED_WAITING_REASONS``; or the container is not ready
+    Failing means: ``state.waiting.reason`` is one of ``PULL_FAILURE_REASONS`` and its message quotes the spec
+    image (kubelet reports the previous instance's image and imageID while the new image cannot be pulled;
+    a message quoting only other images is a stale failure of an image written before), or without a quoted
+    image in the message, the status describes the spec image; or, when the status
+    describes the spec image (a status of the previous image never counts otherwise), the waiting reason is
+    one of ``FAILED_WAITING_REASONS``; or the container is not ready
     and ``restartCount > baseline + 1`` where baseline is the count recorded in ``RESTART_BASELINE`` when we
     changed its image (kubelet's own restart to apply the image accounts for the ``+ 1``). Without a recorded
     baseline only the waiting reason is used.
@@ -504,17 +521,48 @@ def container_failure(pod, name):
     status = container_status(pod, name)
     if status is None:
         return ""
+    waiting = (status.get("state") or {}).get("waiting") or {}
     spec_image = container_image(pod, name)
-    if spec_image and status.get("image") and not images_equal(status["image"], spec_image):
+    describes_spec = not (spec_image and status.get("image") and not images_equal(status["image"], spec_image))
+    if waiting.get("reason") in PULL_FAILURE_REASONS:
+        named = _quoted_images(waiting.get("message"))
+        names_spec = any(images_equal(image, spec_image) for image in named)
+        if names_spec or (describes_spec and not named):
+            return "container %s is %s%s" % (name, waiting["reason"], ": " + waiting["message"] if waiting.get("message") else "")
+        return ""  # a failure to pull an image the spec no longer names
+    if not describes_spec:
         # the status still describes the previous image: kubelet has not acted on the current spec yet
         return ""
-    waiting = (status.get("state") or {}).get("waiting") or {}
     if waiting.get("reason") in FAILED_WAITING_REASONS:
         return "container %s is %s" % (name, waiting["reason"])
     baseline = read_restart_baseline(pod_annotations(pod)).get(name)
     restarts = status.get("restartCount") or 0
     if baseline is not None and not status.get("ready") and restarts > baseline + 1:
         return "container %s restarted %d times since the image change and is not ready" % (name, restarts - baseline - 1)
+    return ""
+
+
+def is_started(pod, name):
+    """The container runs and kubelet reports it ``started`` (its postStart hook returned)."""
+    status = container_status(pod, name) or {}
+    return bool(status.get("started") and (status.get("state") or {}).get("running"))
+
+
+def rollback_pending(pod, sidecarset):
+    """Why a rolled-back pod is not back to serving on its old twins yet, or ``""`` once it is.
+
+    After ``plan_rollback`` the rolled-back twin must run the empty image again (``state.running`` with the
+    spec image: a status still waiting on a failed pull, or naming the broken image, is the old instance) and
+    the twin that kept serving must be ready.
+    """
+    for sidecar in hot_sidecars(sidecarset):
+        working, empty = working_and_empty(pod, sidecar["name"])
+        status = container_status(pod, empty) or {}
+        running = (status.get("state") or {}).get("running")
+        if not running or not images_equal(status.get("image") or "", container_image(pod, empty) or ""):
+            return "%s: waiting for kubelet to run %s again" % (empty, container_image(pod, empty))
+        if not is_container_ready(pod, working):
+            return "%s: waiting for the serving sidecar to be ready" % working
     return ""
 
 

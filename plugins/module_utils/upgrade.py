@@ -49,10 +49,12 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade impo
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError, read_modify_write
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import (
     PHASE_FAILED,
+    PHASE_ROLLED_BACK,
     container_image,
     hot_sidecars,
     pod_annotations,
     pod_sidecar_phase,
+    rollback_pending,
     sidecar_containers,
 )
 
@@ -114,6 +116,7 @@ class PodProgress:
         self.evaluated = None
         self.recheck = False
         self.batch = None
+        self.rollback_refused = ""
 
     def mark(self, label, when):
         self.marks.setdefault(label, when)
@@ -187,6 +190,12 @@ class BatchUpgrade:
     # -- decisions -----------------------------------------------------------------------------
     def _decide(self, state, pod):
         """Return the write action to perform for ``pod`` now, or ``None``; finish ``state`` when done."""
+        if ACTION_ROLLBACK in state.writes:
+            # rolled back: reported once kubelet runs the old twins again (or at once with wait=false)
+            pending = rollback_pending(pod, self.sidecarset)
+            if not pending or not self.wait:
+                state.finish(PHASE_ROLLED_BACK, "rolled back: " + (state.reason or "failure") + ("; " + pending if pending else ""), failed=True)
+            return None
         plan = plan_next(pod, self.sidecarset, self.version, self.now())
         action = plan.action
         now = self.clock()
@@ -232,6 +241,7 @@ class BatchUpgrade:
                 # for a pod that failed in an earlier run the planner derives them from the pod
                 previous = state.previous_annotations if ACTION_UPGRADE in state.writes else None
                 plan = plan_rollback(pod, self.sidecarset, previous, self.now())
+                state.rollback_refused = plan.reason if plan.action == ACTION_REFUSE else ""
             else:
                 plan = plan_next(pod, self.sidecarset, self.version, self.now())
             if plan.action != action:
@@ -256,7 +266,8 @@ class BatchUpgrade:
         elif action == ACTION_RESET:
             state.mark("reset_written", now)
         elif action == ACTION_ROLLBACK:
-            state.finish("rolled-back", "rolled back: " + (state.reason or "failure"), failed=True)
+            state.mark("rollback_written", now)
+            state.recheck = True  # _decide reports it once kubelet has restored the old twins
         if new_pod is not None and not self.check_mode:
             self.watch.update(new_pod)
         if self.check_mode:
@@ -289,6 +300,8 @@ class BatchUpgrade:
                         state.finish(state.phase, "%s write failed: %s" % (action, info), failed=True)
                     elif new_pod is not None or self.check_mode:
                         self._record_write(action, state, new_pod)
+                    elif action == ACTION_ROLLBACK and state.rollback_refused:
+                        state.finish(PHASE_FAILED, "%s; rollback refused: %s" % (state.reason or "failure", state.rollback_refused), failed=True)
                 pending = [s for s in self.progress.values() if not s.finished]
                 if not pending:
                     break
@@ -303,14 +316,19 @@ class BatchUpgrade:
                         reason = "timed out after %ss in phase %s" % (self.timeout, state.phase)
                         if self.watch.error is not None:
                             reason += " (the pod watch is failing: %s)" % self.watch.error
-                        if self.rollback and pod is not None and "upgrade" in state.writes and "rollback" not in state.writes:
+                        if ACTION_ROLLBACK in state.writes:
+                            left = rollback_pending(pod, self.sidecarset) if pod is not None else "pod disappeared"
+                            state.finish(PHASE_FAILED, "rolled back (%s), but not restored in time: %s" % (state.reason or "failure", left),
+                                         failed=True)
+                        elif self.rollback and pod is not None and "upgrade" in state.writes:
                             state.reason = reason
                             futures.append(self._submit(pool, ACTION_ROLLBACK, state))
                         else:
                             state.finish(state.phase, reason + "; not reset, the old sidecar keeps serving", failed=True)
-                    if not futures:
+                    if not futures and all(s.finished for s in pending):
                         break
-                    deadline = self.clock() + 30
+                    # the rollbacks just started: time for the writes and for kubelet to run the old twins again
+                    deadline = self.clock() + max(30, self.timeout)
                 seen = self.watch.changes
                 dirty = self.watch.take_dirty()
                 if self.clock() >= next_poll:

@@ -362,7 +362,13 @@ def test_image_pattern_rules_apply_to_in_place_change(nodesim, namespace):
 
     pod = wait_pod(kube, namespace, "bad", backoff, timeout=10)
     cs = statuses(pod)["proxy"]
-    assert cs["restartCount"] == 1 and cs["ready"] is False
+    # as kubelet v1.36 reports it (docs/real-nodes.md): the old instance's image, imageID and restartCount until
+    # a new instance is created, the failing pull in state.waiting, the old instance in lastState
+    assert cs["restartCount"] == 0 and cs["ready"] is False
+    assert cs["image"] == "registry.local/mesh/proxy:1.0.0" and cs["imageID"].endswith(
+        hashlib.sha256(b"registry.local/mesh/proxy:1.0.0").hexdigest())
+    assert "registry.local/mesh/proxy:broken" in cs["state"]["waiting"]["message"]
+    assert cs["lastState"]["terminated"]["reason"] == "Completed"
     assert pod["status"]["phase"] == "Running"  # the old instance ran: kubelet keeps the pod Running
     assert condition(pod, "Ready") == "False"
 

@@ -60,7 +60,7 @@ class Container:
     __slots__ = (
         "name", "init", "image", "restart_count", "container_id", "image_id", "state", "last_state",
         "ready", "started", "gen", "behaviour", "backoff", "exits", "has_post_start", "probe_delay",
-        "pull_failures", "pspec", "proc", "prepared", "probe_fails", "sidecar", "mounts",
+        "pull_failures", "pspec", "proc", "prepared", "probe_fails", "sidecar", "mounts", "previous",
     )
 
     def __init__(self, name, init=False, sidecar=False, mounts=None):
@@ -87,14 +87,18 @@ class Container:
         self.proc = None       # process mode: the Handle of the newest process
         self.prepared = None   # process mode: argv/env/cwd/mounts/variables of this instance
         self.probe_fails = 0
+        # after an in-place image change, until the new instance is created: (image, imageID) of the old one.
+        # kubelet keeps reporting the old instance then (also while the new image cannot be pulled), and counts
+        # the restart only when it creates the new instance (seen on kubelet v1.36, docs/real-nodes.md)
+        self.previous = None
 
     def status(self):
         state = {"waiting": None, "running": None, "terminated": None}
         state.update(self.state)
         out = {
             "name": self.name,
-            "image": self.image,
-            "imageID": self.image_id or "",
+            "image": self.previous[0] if self.previous else self.image,
+            "imageID": self.previous[1] if self.previous else (self.image_id or ""),
             "containerID": self.container_id,
             "restartCount": self.restart_count,
             "ready": self.ready,
@@ -851,6 +855,9 @@ class Simulator:
                             after=self.after)
             return
         c.pull_failures = 0
+        if c.previous is not None:
+            c.previous = None
+            c.restart_count += 1
         c.container_id = new_container_id()
         c.image_id = image_id(c.image)
         if c.pspec and not self.spawn(pod, c, gen):
@@ -1101,7 +1108,8 @@ class Simulator:
             started = (c.state.get("running") or {}).get("startedAt") or (c.state.get("terminated") or {}).get("startedAt") or now_ts()
             c.last_state = {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now_ts(),
                             "containerID": c.container_id}
-            c.restart_count += 1
+            if c.previous is None:
+                c.previous = (c.image, c.image_id or "")
         c.exits = 0
         c.backoff = 0.0
         c.pull_failures = 0

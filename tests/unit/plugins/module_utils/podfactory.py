@@ -180,6 +180,21 @@ def fail_pull(obj, name, reason="ImagePullBackOff"):
     return set_status(obj, name, image=image, ready=False, started=False, state={"waiting": {"reason": reason}})
 
 
+def fail_pull_kubelet(obj, name, reason="ErrImagePull"):
+    """Return a copy where the pull of container ``name``'s spec image fails the way kubelet v1.36 reports it.
+
+    kubelet keeps the previous instance in the status (its ``image``, ``imageID`` and ``restartCount``), the old
+    instance in ``lastState.terminated``, and quotes the image it cannot pull in ``state.waiting.message``
+    (docs/real-nodes.md, "Broken images on a real node").
+    """
+    image = next(c["image"] for c in obj["spec"]["containers"] if c["name"] == name)
+    message = ('Back-off pulling image "%s"' % image if reason == "ImagePullBackOff"
+               else 'failed to pull and unpack image "%s": not found' % image)
+    previous = status_of(obj, name)
+    return set_status(obj, name, ready=False, started=False, state={"waiting": {"reason": reason, "message": message}},
+                      lastState={"terminated": {"exitCode": 0, "reason": "Completed", "containerID": previous.get("containerID")}})
+
+
 def twin_row(obj, sidecar="mesh"):
     """``(image N-1, image N-2, working, v(N-1), va(N-1), v(N-2), va(N-2))`` as in the 3.7 trace table."""
     annotations = obj["metadata"]["annotations"]

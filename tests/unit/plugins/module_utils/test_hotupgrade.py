@@ -186,6 +186,77 @@ def test_plan_rollback_derived_and_previous(now):
     assert pf.twin_row(hu.apply_plan(pod, restored)) == (V1, EMPTY, "mesh-1", "1", "0", "0", "1")
 
 
+PULL_FAIL = "reg.example/mesh:pull-fail"
+
+
+def test_a_failing_pull_reported_on_the_previous_instance_fails_the_upgrade(now):
+    """kubelet v1.36: while the new image cannot be pulled, the status still names the empty image."""
+    pull_fail_set = pf.with_images(SS1, "hash-p", mesh=PULL_FAIL)
+    plan, pod = step(pf.pod(), pull_fail_set, R1, now, "upgrade")
+    pod = pf.fail_pull_kubelet(pod, "mesh-2")
+    assert podstate.container_status(pod, "mesh-2")["image"] == EMPTY
+    assert podstate.container_failure(pod, "mesh-2") == (
+        'container mesh-2 is ErrImagePull: failed to pull and unpack image "%s": not found' % PULL_FAIL)
+    assert podstate.pod_sidecar_phase(pod, pull_fail_set)[0] == "failed"
+    plan = hu.plan_next(pod, pull_fail_set, R2, now)
+    assert (plan.action, plan.reason) == ("wait", "failed: " + podstate.container_failure(pod, "mesh-2"))
+    assert hu.plan_rollback(pod, pull_fail_set, None, now).action == "rollback"
+
+
+def test_a_stale_pull_failure_of_an_image_no_longer_in_the_spec_does_not_count(now):
+    pull_fail_set = pf.with_images(SS1, "hash-p", mesh=PULL_FAIL)
+    dummy, pod = step(pf.pod(), pull_fail_set, R1, now, "upgrade")
+    pod = pf.fail_pull_kubelet(pod, "mesh-2", "ImagePullBackOff")
+    pod["spec"]["containers"][1]["image"] = V2   # a fixed image written before kubelet resynced
+    assert [c["name"] for c in pod["spec"]["containers"]][1] == "mesh-2"
+    assert podstate.container_failure(pod, "mesh-2") == ""
+
+
+def test_rollback_of_a_failed_pull_completes_when_the_empty_twin_runs_again(now):
+    """The issue-12 case: the rollback must not record the empty image's own imageID as the pre-change one."""
+    pull_fail_set = pf.with_images(SS1, "hash-p", mesh=PULL_FAIL)
+    dummy, pod = step(pf.pod(), pull_fail_set, R1, now, "upgrade")
+    pod = pf.fail_pull_kubelet(pod, "mesh-2")
+    plan = hu.plan_rollback(pod, pull_fail_set, None, now)
+    pod = hu.apply_plan(pod, plan)
+    state = json.loads(plan.annotations["kruise.io/sidecarset-inplace-update-state"])["mesh-set"]
+    assert state["lastContainerStatuses"]["mesh-2"] == {}
+    # kubelet has not restarted it yet: still the old instance, waiting on the failed pull
+    assert podstate.rollback_pending(pod, pull_fail_set) == "mesh-2: waiting for kubelet to run %s again" % EMPTY
+    pod = pf.set_status(pod, "mesh-2", state={"running": {"startedAt": TS}}, restartCount=1)  # same image, same imageID
+    assert podstate.rollback_pending(pod, pull_fail_set) == ""
+    assert podstate.is_pod_state_consistent(pod, pull_fail_set)
+    # the next run goes to the fixed image and completes
+    plan, pod = step(pod, SS2, R2, now, "upgrade")
+    pod = pf.kubelet(pod)
+    plan, pod = step(pod, SS2, R2, now, "reset")
+    pod = pf.kubelet(pod)
+    assert podstate.pod_sidecar_phase(pod, SS2) == ("done", "")
+
+
+def test_rollback_pending_waits_for_the_serving_twin(now):
+    broken_set = pf.with_images(SS1, "hash-b", mesh=BROKEN)
+    dummy, pod = step(pf.pod(), broken_set, R1, now, "upgrade")
+    pod = pf.fail_pull(pf.kubelet(pod, not_ready=("mesh-2",), started=False), "mesh-2", "CrashLoopBackOff")
+    pod = hu.apply_plan(pod, hu.plan_rollback(pod, broken_set, None, now))
+    assert podstate.rollback_pending(pod, broken_set).startswith("mesh-2: waiting for kubelet to run")
+    pod = pf.kubelet(pod)
+    pod = pf.set_status(pod, "mesh-1", ready=False)
+    assert podstate.rollback_pending(pod, broken_set) == "mesh-1: waiting for the serving sidecar to be ready"
+    assert podstate.rollback_pending(pf.set_status(pod, "mesh-1", ready=True), broken_set) == ""
+
+
+def test_plan_rollback_refuses_a_started_twin_that_is_not_ready(now):
+    """postStart returned: the new twin has taken the listeners over; emptying it could leave nothing serving."""
+    pod = hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, R1, now))
+    pod = pf.kubelet(pod, not_ready=("mesh-2",))
+    plan = hu.plan_rollback(pod, SS2, None, now)
+    assert plan.action == "refuse"
+    assert "mesh-2 finished postStart on the new image (it has taken over from mesh-1) but is not ready" in plan.reason
+    still_in_post_start = pf.set_status(pod, "mesh-2", started=False)
+    assert hu.plan_rollback(still_in_post_start, SS2, None, now).action == "rollback"
+
+
 def test_plan_rollback_refuses_after_migration(now):
     pod = hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, R1, now))
     pod = pf.kubelet(pod)

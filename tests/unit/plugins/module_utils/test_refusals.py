@@ -63,7 +63,7 @@ def test_malformed_hash_annotation_refuses_the_upgrade(now):
 
 
 def test_rollback_refusal_from_inconsistent_previous_annotations(now):
-    pod = pf.kubelet(hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, 4711, now)), not_ready=("mesh-2",))
+    pod = pf.kubelet(hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, 4711, now)), not_ready=("mesh-2",), started=False)
     previous = dict(pf.pod()["metadata"]["annotations"])
     previous[ann.WORKING_HOTUPGRADE_CONTAINER] = ann.write_working({"mesh": "mesh-2"})
     plan = hu.plan_rollback(pod, SS2, previous, now)
