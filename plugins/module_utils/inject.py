@@ -647,13 +647,14 @@ def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None
 
     added = [secret for compiled in ordered for secret in compiled.secrets]
     if added:
-        secrets = list(spec.get("imagePullSecrets") or [])
-        secret_names = {s.get("name") for s in secrets}
-        for secret in added:
+        # mergeSidecarSecrets: the pod's own secrets first, de-duplicated too, then the SidecarSets' by name
+        secrets = []
+        secret_names = set()
+        for secret in list(spec.get("imagePullSecrets") or []) + [dict(s) for s in added]:
             if secret.get("name") not in secret_names:
-                secrets.append(dict(secret))
+                secrets.append(secret)
                 secret_names.add(secret.get("name"))
-        if len(secrets) != len(spec.get("imagePullSecrets") or []):
+        if secrets != list(spec.get("imagePullSecrets") or []):
             new_spec["imagePullSecrets"] = secrets
 
     new_annotations = dict(annotations)

@@ -110,3 +110,16 @@ def test_validation_messages():
     assert errors[1][0] == "spec.initContainers[0].resourcesPolicy.targetContainersNameRegex"
     assert errors[2] == ("spec.initContainers[0].resourcesPolicy.resourcesExpr.requests.memory",
                          "invalid expression: undefined variable: cpu")
+
+
+def test_inject_dedupes_the_pods_own_image_pull_secrets():
+    """Kruise's mergeSidecarSecrets (pkg/webhook/pod/mutating/sidecarset.go) de-duplicates the pod's secrets too."""
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import inject_pod
+    sidecarset = {"apiVersion": "apps.kruise.io/v1alpha1", "kind": "SidecarSet", "metadata": {"name": "s"},
+                  "spec": {"selector": {"matchLabels": {"app": "a"}}, "imagePullSecrets": [{"name": "x"}, {"name": "b"}],
+                           "containers": [{"name": "side", "image": "side:1"}]}}
+    pod = {"metadata": {"labels": {"app": "a"}},
+           "spec": {"imagePullSecrets": [{"name": "a"}, {"name": "a"}, {"name": "b"}],
+                    "containers": [{"name": "app", "image": "app:1"}]}}
+    new_pod, dummy = inject_pod(pod, [sidecarset], now="2021-06-04T05:44:26Z")
+    assert new_pod["spec"]["imagePullSecrets"] == [{"name": "a"}, {"name": "b"}, {"name": "x"}]
