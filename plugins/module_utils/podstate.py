@@ -548,18 +548,54 @@ def is_started(pod, name):
     return bool(status.get("started") and (status.get("state") or {}).get("running"))
 
 
-def rollback_pending(pod, sidecarset):
+def kubelet_lag(pod):
+    """Why the pod's status is older than its spec, or ``""``.
+
+    kubelet (1.33+ with pod generation tracking) reports the ``metadata.generation`` its status describes in
+    ``status.observedGeneration``. While it runs a postStart hook its pod worker is blocked and it posts no
+    status at all: the status keeps describing the instances from before the last image change (seen on
+    kubelet v1.36, docs/real-nodes.md). Without both fields (older clusters) nothing can be told: ``""``.
+    """
+    generation = ((pod or {}).get("metadata") or {}).get("generation")
+    observed = ((pod or {}).get("status") or {}).get("observedGeneration")
+    if isinstance(generation, int) and isinstance(observed, int) and observed < generation:
+        return "kubelet has not reported on the pod's current spec yet (generation %d, status of %d)" % (generation, observed)
+    return ""
+
+
+def replaced_instances(pod, targets):
+    """``{container: containerID}`` of the containers of ``targets`` (``{container: image to write}``) whose
+    running instance is not already on that image (kubelet must replace it); recorded at a rollback write for
+    ``rollback_pending``."""
+    out = {}
+    for name, image in targets.items():
+        status = container_status(pod, name) or {}
+        running = (status.get("state") or {}).get("running")
+        if not (running and images_equal(status.get("image") or "", image or "")):
+            out[name] = status.get("containerID") or ""
+    return out
+
+
+def rollback_pending(pod, sidecarset, replaced=None):
     """Why a rolled-back pod is not back to serving on its old twins yet, or ``""`` once it is.
 
     After ``plan_rollback`` the rolled-back twin must run the empty image again (``state.running`` with the
     spec image: a status still waiting on a failed pull, or naming the broken image, is the old instance) and
-    the twin that kept serving must be ready.
+    the twin that kept serving must be ready, and the status must describe the current spec (``kubelet_lag``).
+    ``replaced`` (``replaced_instances`` of the pod the rollback was
+    computed from) names the instances kubelet had to replace: a twin listed there must show another
+    containerID (kubelet may report the spec image before it has stopped the old instance).
     """
+    lag = kubelet_lag(pod)
+    if lag:
+        return lag
+    replaced = replaced or {}
     for sidecar in hot_sidecars(sidecarset):
         working, empty = working_and_empty(pod, sidecar["name"])
         status = container_status(pod, empty) or {}
         running = (status.get("state") or {}).get("running")
-        if not running or not images_equal(status.get("image") or "", container_image(pod, empty) or ""):
+        if not running or not images_equal(status.get("image") or "", container_image(pod, empty) or "") or (
+                empty in replaced and replaced[empty] and status.get("containerID") == replaced[empty]):
             return "%s: waiting for kubelet to run %s again" % (empty, container_image(pod, empty))
         if not is_container_ready(pod, working):
             return "%s: waiting for the serving sidecar to be ready" % working

@@ -54,6 +54,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import
     hot_sidecars,
     pod_annotations,
     pod_sidecar_phase,
+    replaced_instances,
     rollback_pending,
     sidecar_containers,
 )
@@ -117,6 +118,7 @@ class PodProgress:
         self.recheck = False
         self.batch = None
         self.rollback_refused = ""
+        self.rollback_replaced = {}
 
     def mark(self, label, when):
         self.marks.setdefault(label, when)
@@ -192,7 +194,7 @@ class BatchUpgrade:
         """Return the write action to perform for ``pod`` now, or ``None``; finish ``state`` when done."""
         if ACTION_ROLLBACK in state.writes:
             # rolled back: reported once kubelet runs the old twins again (or at once with wait=false)
-            pending = rollback_pending(pod, self.sidecarset)
+            pending = rollback_pending(pod, self.sidecarset, state.rollback_replaced)
             if not pending or not self.wait:
                 state.finish(PHASE_ROLLED_BACK, "rolled back: " + (state.reason or "failure") + ("; " + pending if pending else ""), failed=True)
             return None
@@ -242,6 +244,7 @@ class BatchUpgrade:
                 previous = state.previous_annotations if ACTION_UPGRADE in state.writes else None
                 plan = plan_rollback(pod, self.sidecarset, previous, self.now())
                 state.rollback_refused = plan.reason if plan.action == ACTION_REFUSE else ""
+                state.rollback_replaced = replaced_instances(pod, plan.containers)
             else:
                 plan = plan_next(pod, self.sidecarset, self.version, self.now())
             if plan.action != action:
@@ -317,7 +320,7 @@ class BatchUpgrade:
                         if self.watch.error is not None:
                             reason += " (the pod watch is failing: %s)" % self.watch.error
                         if ACTION_ROLLBACK in state.writes:
-                            left = rollback_pending(pod, self.sidecarset) if pod is not None else "pod disappeared"
+                            left = rollback_pending(pod, self.sidecarset, state.rollback_replaced) if pod is not None else "pod disappeared"
                             state.finish(PHASE_FAILED, "rolled back (%s), but not restored in time: %s" % (state.reason or "failure", left),
                                          failed=True)
                         elif self.rollback and pod is not None and "upgrade" in state.writes:

@@ -24,7 +24,7 @@ import yaml
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets
-from modrun import ROOT, run_module
+from modrun import ANSIBLE_PLAYBOOK, ROOT, ansible_env, run_module
 from workloads import deployment, images, pods_of, restart_counts, write_yaml
 
 # as tests/integration/conftest.py (not imported from it: with tests/unit in the same run "conftest" is another module)
@@ -274,32 +274,127 @@ def test_two_hot_upgrades_alternate_the_slots_on_a_real_kubelet(kube, namespace,
     assert all(len(ids) == 1 and next(iter(ids)).startswith("sha256:") for ids in image_ids.values()), image_ids
 
 
-PULL_FAIL_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "issue 12, reproduced on kubelet v1.36 (docs/real-nodes.md, 'Broken images'): while a pull fails the kubelet "
-    "reports the previous instance (image and imageID of the empty image), so the rollback records the empty "
-    "image's own imageID in lastContainerStatuses and the next run waits in 'resetting' forever"))
+def container_logs(kube, namespace, pod):
+    """The last lines of every container's log (and its previous instance's), for a failure message."""
+    out = []
+    for name in statuses(pod):
+        for previous in (False, True):
+            try:
+                text = kube.core.read_namespaced_pod_log(pod["metadata"]["name"], namespace, container=name, previous=previous,
+                                                         tail_lines=15)
+            except Exception as exc:  # noqa: BLE001 - diagnostics only
+                text = "(%s)" % str(exc).splitlines()[0]
+            out.append("--- %s%s:\n%s" % (name, " (previous)" if previous else "", text))
+    return "\n" + "\n".join(out)
+
+
+def running_image(pod, name):
+    """The image a container's status names while it runs, or None when it is not running."""
+    st = statuses(pod).get(name) or {}
+    return st.get("image") if (st.get("state") or {}).get("running") else None
 
 
 @pytest.mark.parametrize("bad, timeout, fixed_timeout", [
-    ("meshops/mesh-sidecar:broken", 60, 180),                                          # pulled, exits at once
-    pytest.param("meshops/mesh-sidecar:pull-fail", 20, 60, marks=PULL_FAIL_XFAIL),    # never imported
+    ("meshops/mesh-sidecar:broken", 60, 180),       # pulled, exits at once: postStart fails, CrashLoopBackOff
+    ("meshops/mesh-sidecar:pull-fail", 20, 60),     # never imported: ErrImagePull (kubelet reports the old instance)
+    ("meshops/mesh-sidecar:stuck", 45, 180),        # runs, never finishes its hand-over: postStart hangs, never ready
 ])
 def test_broken_image_rolls_back_then_the_fixed_image_lands(kube, namespace, real_node, tmp_path, bad, timeout, fixed_timeout):
     kube.apps.create_namespaced_deployment(namespace, real_deployment("rn-app", namespace, real_node))
     pod = wait_pod(kube, namespace, is_ready, 120, "the injected pod Ready on %s" % real_node)
     uid, ip = pod["metadata"]["uid"], pod["status"]["podIP"]
     path = write_yaml(tmp_path / "bad.yaml", sidecarset_raw(bad))
-    result, proc = run_module("sidecar_upgrade", dict(sidecarset=path, namespace=namespace, timeout=timeout, rollback=True),
-                              env=kube.env)
-    entry = result["pods"][0]
-    assert result.get("failed") and entry["phase"] == "rolled-back", proc.stdout[-4000:]
-    pod = pods_of(kube, namespace)[0]
+    traffic = Traffic(ip)
+    traffic.start()
+    try:
+        t = time.monotonic()
+        result, proc = run_module("sidecar_upgrade", dict(sidecarset=path, namespace=namespace, timeout=timeout, rollback=True),
+                                  env=kube.env)
+        bad_call = round(time.monotonic() - t, 2)
+        # "rolled back" is reported only once kubelet runs the empty image in the rolled-back twin again
+        pod = pods_of(kube, namespace)[0]
+        entry = result["pods"][0]
+        assert result.get("failed") and entry["phase"] == "rolled-back", proc.stdout[-4000:]
+        assert (running_image(pod, "mesh-sidecar-2") or "").endswith("meshops/mesh-sidecar:empty"), statuses(pod)["mesh-sidecar-2"]
+    finally:
+        traffic.stop()
+    after_rollback = {"pod_annotations": pod["metadata"]["annotations"], "status": statuses(pod)["mesh-sidecar-2"]}
     assert images(pod) == {"mesh-sidecar-1": V1, "mesh-sidecar-2": EMPTY, "app": APP}
     assert statuses(pod)["mesh-sidecar-1"]["ready"] and http_get(ip)[:2] == (200, "v1")   # the old sidecar kept serving
+    assert traffic.failed == 0 and set(traffic.builds) == {"v1"}, (traffic.builds, traffic.errors[:10])
     path = write_yaml(tmp_path / "fixed.yaml", sidecarset_raw(V2))
+    t = time.monotonic()
     result, proc = run_module("sidecar_upgrade", dict(sidecarset=path, namespace=namespace, timeout=fixed_timeout), env=kube.env)
-    assert not result.get("failed"), proc.stdout[-4000:]
+    fixed_call = round(time.monotonic() - t, 2)
+    assert not result.get("failed"), (proc.stdout[-3000:] + container_logs(kube, namespace, pods_of(kube, namespace)[0])
+                                      + "\nafter the rollback: " + json.dumps(after_rollback))
     pod = pods_of(kube, namespace)[0]
     assert pod["metadata"]["uid"] == uid and is_ready(pod)
     assert images(pod) == {"mesh-sidecar-1": EMPTY, "mesh-sidecar-2": V2, "app": APP}
     assert http_get(ip)[:2] == (200, "v2")
+    record("bad_image_" + bad.rsplit(":", 1)[1], {"bad_call_s": bad_call, "reason": entry["reason"], "fixed_call_s": fixed_call,
+                                                  "traffic": {"ok": traffic.ok, "failed": traffic.failed}})
+
+
+def descendants(pid):
+    """Every live descendant of ``pid`` (by parent pid, from /proc): ansible's workers leave the session."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_a_run_killed_between_upgrade_and_reset_resumes(kube, namespace, real_node, tmp_path):
+    """SIGKILL to the whole tree (ansible-playbook, its worker, the module) right after the Upgrade write."""
+    kube.apps.create_namespaced_deployment(namespace, real_deployment("rn-app", namespace, real_node))
+    pod = wait_pod(kube, namespace, is_ready, 120, "the injected pod Ready on %s" % real_node)
+    uid, ip = pod["metadata"]["uid"], pod["status"]["podIP"]
+    v2 = write_yaml(tmp_path / "v2.yaml", sidecarset_raw(V2))
+    play = write_yaml(tmp_path / "play.yml", [{
+        "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "tasks": [{"meshops.sidecarset.sidecar_upgrade": dict(sidecarset=v2, namespace=namespace, timeout=180)}]}])
+    traffic = Traffic(ip)
+    traffic.start()
+    try:
+        proc = subprocess.Popen([ANSIBLE_PLAYBOOK, play], cwd=ROOT, env=ansible_env(kube.env),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            pod = wait_pod(kube, namespace, lambda p: images(p)["mesh-sidecar-2"] == V2, 120, "the Upgrade write")
+            tree = [proc.pid] + descendants(proc.pid)
+            for pid in tree:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        time.sleep(0.5)
+        assert not [pid for pid in tree if os.path.exists("/proc/%d" % pid) and open("/proc/%d/stat" % pid).read().split()[2] != "Z"]
+        pod = pods_of(kube, namespace)[0]
+        assert images(pod) == {"mesh-sidecar-1": V1, "mesh-sidecar-2": V2, "app": APP}   # stopped between Upgrade and Reset
+        result, out = run_module("sidecar_upgrade", dict(sidecarset=v2, namespace=namespace, timeout=180), env=kube.env)
+        time.sleep(1.0)
+    finally:
+        traffic.stop()
+    assert not result.get("failed"), out.stdout[-4000:]
+    assert result["pods"][0]["phase"] == "done"
+    pod = pods_of(kube, namespace)[0]
+    assert pod["metadata"]["uid"] == uid and is_ready(pod)
+    assert images(pod) == {"mesh-sidecar-1": EMPTY, "mesh-sidecar-2": V2, "app": APP}
+    assert restart_counts(pod) == {"mesh-sidecar-1": 1, "mesh-sidecar-2": 1, "app": 0}
+    assert traffic.failed == 0, traffic.errors[:10]
+    assert traffic.builds.get("v1") and traffic.builds.get("v2"), traffic.builds
+    record("killed_between_upgrade_and_reset", {"killed_processes": len(tree), "traffic": {"ok": traffic.ok, "failed": traffic.failed}})

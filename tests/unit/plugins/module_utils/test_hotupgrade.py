@@ -246,6 +246,38 @@ def test_rollback_pending_waits_for_the_serving_twin(now):
     assert podstate.rollback_pending(pf.set_status(pod, "mesh-1", ready=True), broken_set) == ""
 
 
+def test_rollback_pending_waits_for_a_new_instance_of_the_replaced_twin(now):
+    """kubelet may name the spec image before it has replaced the instance: a new containerID is required."""
+    broken_set = pf.with_images(SS1, "hash-b", mesh=BROKEN)
+    dummy, pod = step(pf.pod(), broken_set, R1, now, "upgrade")
+    pod = pf.set_status(pf.kubelet(pod, not_ready=("mesh-2",), started=False), "mesh-2", containerID="containerd://stuck")
+    plan = hu.plan_rollback(pod, broken_set, None, now)
+    replaced = podstate.replaced_instances(pod, plan.containers)
+    assert replaced == {"mesh-2": "containerd://stuck"}
+    pod = hu.apply_plan(pod, plan)
+    same_instance = pf.set_status(pod, "mesh-2", image=EMPTY, state={"running": {"startedAt": TS}})
+    assert podstate.rollback_pending(same_instance, broken_set) == ""
+    assert podstate.rollback_pending(same_instance, broken_set, replaced).startswith("mesh-2: waiting for kubelet to run")
+    new_instance = pf.set_status(same_instance, "mesh-2", containerID="containerd://new")
+    assert podstate.rollback_pending(new_instance, broken_set, replaced) == ""
+    # a twin whose instance already runs the empty image (kubelet never acted) is not waited for
+    assert podstate.replaced_instances(pf.pod(), {"mesh-2": EMPTY}) == {}
+
+
+def test_rollback_pending_until_kubelet_reports_on_the_rolled_back_spec(now):
+    """A postStart hook blocks kubelet's pod worker: the status of the old instances stays, with an old
+    observedGeneration."""
+    broken_set = pf.with_images(SS1, "hash-b", mesh=BROKEN)
+    dummy, pod = step(pf.pod(), broken_set, R1, now, "upgrade")
+    pod = hu.apply_plan(pod, hu.plan_rollback(pod, broken_set, None, now))   # status still the original instances
+    assert podstate.rollback_pending(pod, broken_set) == ""                 # no generation tracking: nothing to tell
+    pod["metadata"]["generation"], pod["status"]["observedGeneration"] = 3, 1
+    assert podstate.rollback_pending(pod, broken_set) == (
+        "kubelet has not reported on the pod's current spec yet (generation 3, status of 1)")
+    pod["status"]["observedGeneration"] = 3
+    assert podstate.rollback_pending(pod, broken_set) == ""
+
+
 def test_plan_rollback_refuses_a_started_twin_that_is_not_ready(now):
     """postStart returned: the new twin has taken the listeners over; emptying it could leave nothing serving."""
     pod = hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, R1, now))
