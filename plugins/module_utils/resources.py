@@ -178,7 +178,7 @@ def canonical(quantity):
 
 def format_g(number):
     """Go's ``%g`` of a float64: the shortest digits, exponent form when the exponent is below -4 or at least 6."""
-    if number != number:
+    if math.isnan(number):
         return "NaN"
     if number in (float("inf"), float("-inf")):
         return "+Inf" if number > 0 else "-Inf"
@@ -214,7 +214,7 @@ class Value(object):
 
 def _go_int64(number):
     """Go's int64(float64): truncation toward zero."""
-    if number != number or number in (float("inf"), float("-inf")):
+    if math.isnan(number) or math.isinf(number):
         return -(2 ** 63)
     return int(number)
 
