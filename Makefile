@@ -74,8 +74,11 @@ chaos: ensure-cluster
 conformance: setup
 	$(PY) -m pytest -p no:cacheprovider -q -rs tests/conformance
 
+# MESH=mosn: the seed's MOSN proxy on a real kubelet node (docs/mosn.md); the default, the reference sidecar.
+MESH ?= reference
 demo: setup
-	tools/demo.sh
+	@if [ "$(MESH)" = mosn ]; then tools/mosn/demo.sh; elif [ "$(MESH)" = reference ]; then tools/demo.sh; \
+	else echo "make demo: MESH=$(MESH) is not known (reference or mosn)" >&2; exit 2; fi
 
 demo-offline: setup
 	tools/demo-offline.sh
