@@ -24,6 +24,7 @@ import yaml
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets
+from chaoskit import alive, kill_tree
 from modrun import ANSIBLE_PLAYBOOK, ROOT, ansible_env, run_module
 from workloads import deployment, images, pods_of, restart_counts, write_yaml
 
@@ -140,6 +141,21 @@ class Traffic(threading.Thread):
         self.join(10)
 
 
+def wait_answer(ip, build, timeout=30.0):
+    """Wait until the pod IP answers 200 from ``build``: a Ready pod's app may not listen yet (the sidecar says 502)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = http_get(ip)[:2]
+            if last == (200, build):
+                return
+        except (OSError, http.client.HTTPException) as exc:
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError("the pod IP %s did not answer 200 from %s within %ss (last: %r)" % (ip, build, timeout, last))
+
+
 def wait_pod(kube, namespace, predicate, timeout, message):
     deadline = time.monotonic() + timeout
     pods = []
@@ -191,7 +207,7 @@ def test_reference_sidecar_hot_upgrade_on_a_real_kubelet(kube, namespace, real_n
     assert ip and ip != pod["status"].get("hostIP"), pod["status"]
     record("pod_start", marks)
     before = statuses(pod)
-    assert http_get(ip)[:2] == (200, "v1")
+    wait_answer(ip, "v1")
 
     # ---- one hot upgrade, phase by phase, under traffic to the pod's own IP
     v2 = write_yaml(tmp_path / "v2.yaml", sidecarset_raw(V2))
@@ -303,6 +319,7 @@ def test_broken_image_rolls_back_then_the_fixed_image_lands(kube, namespace, rea
     kube.apps.create_namespaced_deployment(namespace, real_deployment("rn-app", namespace, real_node))
     pod = wait_pod(kube, namespace, is_ready, 120, "the injected pod Ready on %s" % real_node)
     uid, ip = pod["metadata"]["uid"], pod["status"]["podIP"]
+    wait_answer(ip, "v1")
     path = write_yaml(tmp_path / "bad.yaml", sidecarset_raw(bad))
     traffic = Traffic(ip)
     traffic.start()
@@ -336,30 +353,12 @@ def test_broken_image_rolls_back_then_the_fixed_image_lands(kube, namespace, rea
                                                   "traffic": {"ok": traffic.ok, "failed": traffic.failed}})
 
 
-def descendants(pid):
-    """Every live descendant of ``pid`` (by parent pid, from /proc): ansible's workers leave the session."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as handle:
-                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def test_a_run_killed_between_upgrade_and_reset_resumes(kube, namespace, real_node, tmp_path):
     """SIGKILL to the whole tree (ansible-playbook, its worker, the module) right after the Upgrade write."""
     kube.apps.create_namespaced_deployment(namespace, real_deployment("rn-app", namespace, real_node))
     pod = wait_pod(kube, namespace, is_ready, 120, "the injected pod Ready on %s" % real_node)
     uid, ip = pod["metadata"]["uid"], pod["status"]["podIP"]
+    wait_answer(ip, "v1")
     v2 = write_yaml(tmp_path / "v2.yaml", sidecarset_raw(V2))
     play = write_yaml(tmp_path / "play.yml", [{
         "hosts": "localhost", "connection": "local", "gather_facts": False,
@@ -371,18 +370,12 @@ def test_a_run_killed_between_upgrade_and_reset_resumes(kube, namespace, real_no
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             pod = wait_pod(kube, namespace, lambda p: images(p)["mesh-sidecar-2"] == V2, 120, "the Upgrade write")
-            tree = [proc.pid] + descendants(proc.pid)
-            for pid in tree:
-                try:
-                    os.kill(pid, 9)
-                except ProcessLookupError:
-                    pass
+            tree = kill_tree(proc.pid)
             proc.wait(10)
         finally:
             if proc.poll() is None:
                 proc.kill()
-        time.sleep(0.5)
-        assert not [pid for pid in tree if os.path.exists("/proc/%d" % pid) and open("/proc/%d/stat" % pid).read().split()[2] != "Z"]
+        assert len(tree) >= 3 and not [pid for pid in tree if alive(pid)], tree   # the playbook, its worker, the module
         pod = pods_of(kube, namespace)[0]
         assert images(pod) == {"mesh-sidecar-1": V1, "mesh-sidecar-2": V2, "app": APP}   # stopped between Upgrade and Reset
         result, out = run_module("sidecar_upgrade", dict(sidecarset=v2, namespace=namespace, timeout=180), env=kube.env)
