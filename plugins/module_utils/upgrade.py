@@ -269,8 +269,7 @@ class BatchUpgrade:
         elif action == ACTION_RESET:
             state.mark("reset_written", now)
         elif action == ACTION_ROLLBACK:
-            state.mark("rollback_written", now)
-            state.recheck = True  # _decide reports it once kubelet has restored the old twins
+            state.mark("rollback_written", now)  # _decide reports it once kubelet has restored the old twins
         if new_pod is not None and not self.check_mode:
             self.watch.update(new_pod)
         if self.check_mode:
