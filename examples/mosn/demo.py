@@ -95,6 +95,11 @@ def answer(ip, timeout=5.0):
         conn.close()
 
 
+def restarts(pod):
+    """The sum of the pod's container restart counts."""
+    return sum(s.get("restartCount", 0) for s in pod["status"].get("containerStatuses") or [])
+
+
 def build_order(records):
     """Builds in the order they first answered (t_done): ['mosn-v1', 'mosn-v2']. While the old MOSN drains
     its keep-alive connections both processes answer, interleaved; that overlap is not counted twice."""
@@ -192,16 +197,18 @@ class Demo:
     def deploy(self):
         try:
             self.core.delete_namespace(self.ns)
-            wait_for("the old namespace %s to go" % self.ns, lambda: self._gone(), 180, 1)
+            wait_for("the old namespace %s to go" % self.ns, self._gone, 180, 1)
         except ApiException as exc:
             if exc.status != 404:
                 raise
         self.core.create_namespace({"metadata": {"name": self.ns}})
         t0 = time.monotonic()
         self.apps.create_namespaced_deployment(self.ns, self.deployment)
-        pods = wait_for("%d test-app pod(s) 3/3 Ready on %s" % (self.args.replicas, self.args.node),
-                        lambda: (lambda ps: ps if len(ps) == self.args.replicas and all(self.ready(p) for p in ps) else None)(self.pods()),
-                        240, 1)
+        def all_ready():
+            pods = self.pods()
+            return pods if len(pods) == self.args.replicas and all(self.ready(p) for p in pods) else None
+
+        pods = wait_for("%d test-app pod(s) 3/3 Ready on %s" % (self.args.replicas, self.args.node), all_ready, 240, 1)
         self.before = {p["metadata"]["name"]: p for p in pods}
         for p in pods:
             names = [c["name"] for c in p["spec"]["containers"]]
@@ -248,8 +255,9 @@ class Demo:
     def rollout(self):
         say("rollout: playbooks/rollout.yml %s -> %s" % (V1, V2))
         report = os.path.join(self.out, "rollout.json")
-        rc, secs, _text = self.playbook("rollout.yml", {"rollout_sidecarset": self.v2_path, "rollout_namespace": self.ns,
-                                                         "rollout_report_path": report, "rollout_timeout": 300}, "rollout.log", 900)
+        extra = {"rollout_sidecarset": self.v2_path, "rollout_namespace": self.ns, "rollout_report_path": report,
+                 "rollout_timeout": 300}
+        rc, secs, _text = self.playbook("rollout.yml", extra, "rollout.log", 900)
         self.result["rollout"] = {"rc": rc, "seconds": secs}
         say("rollout finished in %.0fs (exit %d); log %s" % (secs, rc, os.path.join(self.out, "rollout.log")))
         time.sleep(self.args.cooldown)
@@ -266,16 +274,15 @@ class Demo:
         ok_pods = True
         for name, p in sorted(now.items()):
             old = self.before.get(name) or p
-            count = lambda pod: sum(s.get("restartCount", 0) for s in pod["status"].get("containerStatuses") or [])  # noqa: E731
             working = json.loads((p["metadata"].get("annotations") or {}).get(WORKING, "{}")).get("mosn")
             other = TWINS[0] if working == TWINS[1] else TWINS[1]
             spec = {c["name"]: c["image"] for c in p["spec"]["containers"]}
             st = {s["name"]: s for s in p["status"].get("containerStatuses") or []}
             status, build = answer(p["status"]["podIP"])
-            row = {"pod": name, "restarts": "%d -> %d" % (count(old), count(p)), "working": working,
+            row = {"pod": name, "restarts": "%d -> %d" % (restarts(old), restarts(p)), "working": working,
                    "working_image": spec.get(working), "other": other, "other_image": spec.get(other),
                    "other_status_image": (st.get(other) or {}).get("image"), "answers": "%s %s" % (status, build)}
-            good = (count(p) == count(old) + 2 and spec.get(working) == V2 and spec.get(other) == EMPTY
+            good = (restarts(p) == restarts(old) + 2 and spec.get(working) == V2 and spec.get(other) == EMPTY
                     and (st.get(other) or {}).get("image", "").endswith(EMPTY) and status == 200 and build == "mosn-v2")
             ok_pods = ok_pods and good
             rows.append(row)
