@@ -204,6 +204,7 @@ class Demo:
         self.core.create_namespace({"metadata": {"name": self.ns}})
         t0 = time.monotonic()
         self.apps.create_namespaced_deployment(self.ns, self.deployment)
+
         def all_ready():
             pods = self.pods()
             return pods if len(pods) == self.args.replicas and all(self.ready(p) for p in pods) else None
