@@ -16,9 +16,12 @@ Documented in docs/nodesim.md.
 """
 
 import fnmatch
+import hashlib
 import json
+import math
 import os
 import re
+import statistics
 
 ANNOTATION_PREFIX = "nodesim.meshops.io/"
 
@@ -80,6 +83,44 @@ GLOBAL_DEFAULTS = {
 }
 
 _DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$")
+_LOGNORMAL_RE = re.compile(r"^\s*lognormal\s*\(([^)]*)\)\s*$")
+
+
+class Lognormal:
+    """A duration drawn per pod from a lognormal distribution: ``lognormal(MEDIAN, SIGMA[, MAX])``.
+
+    ``sample(seed)`` is deterministic: the same seed (the pod's name) always gets the same value, so two
+    rollouts over the same pods (a benchmark comparing two schedulers) see the same per-pod durations.
+    """
+
+    def __init__(self, median, sigma, cap=None, text=""):
+        if median is None or median <= 0 or sigma < 0:
+            raise ValueError("lognormal needs a median > 0 and a sigma >= 0: %r" % (text,))
+        self.median, self.sigma, self.cap, self.text = median, sigma, cap, text
+
+    def sample(self, seed):
+        digest = hashlib.sha256(("%s|%s" % (self.text, seed)).encode()).digest()
+        uniform = (int.from_bytes(digest[:8], "big") + 0.5) / 2.0 ** 64
+        value = self.median * math.exp(self.sigma * statistics.NormalDist().inv_cdf(uniform))
+        return min(value, self.cap) if self.cap is not None else value
+
+    def __repr__(self):
+        return self.text
+
+
+def parse_distribution(text):
+    """``lognormal(3s, 0.9)`` or ``lognormal(3s, 0.9, 60s)`` -> ``Lognormal``; ``None`` for anything else."""
+    match = _LOGNORMAL_RE.match(text)
+    if not match:
+        return None
+    args = [a.strip() for a in match.group(1).split(",")]
+    if len(args) not in (2, 3):
+        raise ValueError("not a distribution (lognormal(MEDIAN, SIGMA[, MAX])): %r" % (text,))
+    try:
+        sigma = float(args[1])
+    except ValueError:
+        raise ValueError("not a distribution (SIGMA must be a number): %r" % (text,)) from None
+    return Lognormal(parse_duration(args[0]), sigma, parse_duration(args[2]) if len(args) == 3 else None, text.strip())
 
 
 def parse_duration(value):
@@ -90,9 +131,14 @@ def parse_duration(value):
         raise ValueError("not a duration: %r" % (value,))
     if isinstance(value, (int, float)):
         return float(value)
+    if isinstance(value, Lognormal):
+        return value
     text = str(value).strip().lower()
     if text in ("", "none", "null", "never"):
         return None
+    distribution = parse_distribution(text)
+    if distribution is not None:
+        return distribution
     match = _DURATION_RE.match(text)
     if not match:
         raise ValueError("not a duration: %r" % (value,))
@@ -206,8 +252,9 @@ class Config:
         cfg.path = os.path.abspath(path) if path else None
         return cfg
 
-    def behaviour(self, image, container, namespace, annotations=None):
-        """Effective behaviour dict for one container instance."""
+    def behaviour(self, image, container, namespace, annotations=None, seed=None):
+        """Effective behaviour dict for one container instance; a ``lognormal(...)`` duration is drawn with
+        ``seed`` (the pod's name), so each pod gets its own value and always the same one."""
         result = dict(self.defaults)
         for rule in self.rules:
             if rule_matches(rule, image, container, namespace):
@@ -239,6 +286,9 @@ class Config:
         for setting, value in per_container.items():
             k, v = normalize_setting(setting, value)
             result[k] = v
+        for key, value in result.items():
+            if isinstance(value, Lognormal):
+                result[key] = value.sample(seed)
         if result.get("exitAfter") is not None and result.get("crashAfter") is None:
             result["crashAfter"] = result["exitAfter"]
             if result.get("exitCode") is None:

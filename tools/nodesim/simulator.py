@@ -776,7 +776,7 @@ class Simulator:
     def behaviour(self, pod, c):
         image = c.image or ""
         try:
-            return self.cfg.behaviour(image, c.name, pod.ns, pod.annotations)
+            return self.cfg.behaviour(image, c.name, pod.ns, pod.annotations, seed=pod.name)
         except ValueError as exc:
             LOG.warning("%s/%s: %s; ignoring the pod's nodesim annotations", pod.ns, pod.name, exc)
             return self.cfg.behaviour(image, c.name, pod.ns, None)
