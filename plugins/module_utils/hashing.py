@@ -121,8 +121,11 @@ STRUCTS = {
     ),
     "SourceContainerNameSource": (("fieldRef", "p", "ObjectFieldSelector"),),
     "ResourcesPolicy": (
-        ("targetContainersMode", "s", None), ("targetContainersNameRegex", "s", None), ("resourcesExpr", "a", None),
+        ("targetContainersMode", "S", None), ("targetContainersNameRegex", "s", None),
+        ("resourcesExpr", "st", "ResourcesExpr"),
     ),
+    "ResourcesExpr": (("limits", "p", "ResourceExprValues"), ("requests", "p", "ResourceExprValues")),
+    "ResourceExprValues": (("cpu", "s", None), ("memory", "s", None)),
 }
 STRUCTS["SidecarContainer"] = STRUCTS["Container"] + STRUCTS["SidecarExtras"]
 

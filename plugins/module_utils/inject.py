@@ -53,6 +53,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.hashing import CONTAINER_FIELDS
+from ansible_collections.meshops.sidecarset.plugins.module_utils.resources import apply_resources_policy
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import (
     compile_label_selector,
     is_empty_selector,
@@ -147,8 +148,9 @@ class _Frozen(object):
 class _Sidecar(object):
     """One SidecarSet container (or init container), precompiled."""
 
-    def __init__(self, container, is_init):
+    def __init__(self, container, is_init, sidecarset=None):
         self.name = container["name"]
+        self.sidecarset = sidecarset
         self.is_init = is_init
         self.native = is_init and container.get("restartPolicy") == "Always"
         self.policy = container.get("podInjectPolicy") or (AFTER if is_init else BEFORE)
@@ -157,11 +159,13 @@ class _Sidecar(object):
         self.share_mounts = ((container.get("shareVolumePolicy") or {}).get("type") == "enabled")
         self.share_devices = ((container.get("shareVolumeDevicePolicy") or {}).get("type") == "enabled")
         self.transfer = to_plain(container.get("transferEnv") or [])
+        policy = container.get("resourcesPolicy")
+        self.resources_policy = {"name": self.name, "resourcesPolicy": to_plain(policy)} if policy else None
         template = {k: to_plain(v) for k, v in container.items() if k in CONTAINER_FIELDS}
         template["env"] = list(template.get("env") or []) + [dict(_IS_INJECTED_ENV)]
         self.volume_names = [m.get("name") for m in container.get("volumeMounts") or ()]
         self.volume_names += [d.get("name") for d in container.get("volumeDevices") or ()]
-        self.dynamic = bool(self.share_mounts or self.share_devices or self.transfer)
+        self.dynamic = bool(self.share_mounts or self.share_devices or self.transfer or self.resources_policy)
         self.own_mount_paths = {m.get("mountPath") for m in template.get("volumeMounts") or ()}
         self.own_mount_paths.update(d.get("devicePath") for d in template.get("volumeDevices") or ())
         # one (frozen container, frozen version env) per pod container: N, or N-1 then N-2
@@ -218,9 +222,16 @@ class _Sidecar(object):
                 if device.get("devicePath") not in used:
                     used.add(device.get("devicePath"))
                     extra_devices.append(device)
+        resources = None
+        if self.resources_policy:
+            # applyResourcesPolicy: computed before the HotUpgrade split, so both twins get the same resources
+            resources = apply_resources_policy(context.target_spec(), self.resources_policy, context.excluded,
+                                               sidecarset=self.sidecarset)
         out = []
         for position, (part, version_env) in enumerate(self.parts):
             container = base if position == 0 else part.get()
+            if resources is not None:
+                container["resources"] = clone(resources)
             if extra_env:
                 container["env"].extend([clone(var) if "valueFrom" in var else dict(var) for var in extra_env])
             if version_env:
@@ -249,8 +260,8 @@ class CompiledSidecarSet(object):
         ns_selector = spec.get("namespaceSelector")
         self.select_namespace = None if ns_selector is None else compile_label_selector(ns_selector)
         self.namespace_indexed = namespace_indexed(ns_selector)
-        self.init = [_Sidecar(c, True) for c in spec.get("initContainers") or ()]
-        self.containers = [_Sidecar(c, False) for c in spec.get("containers") or ()]
+        self.init = [_Sidecar(c, True, self.name) for c in spec.get("initContainers") or ()]
+        self.containers = [_Sidecar(c, False, self.name) for c in spec.get("containers") or ()]
         self.volumes = {v["name"]: _Frozen(v) for v in spec.get("volumes") or ()}
         self.volume_order = [v["name"] for v in spec.get("volumes") or ()]
         self.secrets = to_plain(spec.get("imagePullSecrets") or [])
@@ -364,15 +375,23 @@ def compile_sidecarsets(sidecarsets):
 class _Context(object):
     """Lazily computed facts about the pod being injected (shared mounts, env map)."""
 
-    def __init__(self, containers, metadata):
+    def __init__(self, containers, metadata, apps=None, init_apps=None, excluded=None):
         self.containers = containers
         self.metadata = metadata
+        self.apps = apps if apps is not None else containers
+        self.init_apps = init_apps or []
+        self.excluded = excluded or set()
         self._mounts = None
         self._devices = None
         self._env_map = None
 
     def _app_containers(self):
         return [c for c in self.containers if not is_injected_container(c)]
+
+    def target_spec(self):
+        """The pod as Kruise's ``getTargetContainers`` sees it at creation: the containers and init containers no
+        SidecarSet injected (``excluded``, the names the matched SidecarSets define, are left out by the caller)."""
+        return {"containers": self.apps, "initContainers": self.init_apps}
 
     def shared_mounts(self):
         """Mounts of the non-injected containers and the env their ``subPathExpr`` needs."""
@@ -625,7 +644,13 @@ def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None
     init_owners = [_owner(c, init_claims, by_name) for c in init_containers]
     _check_clashes(matched, containers, init_containers, owners, init_owners, removing)
 
-    context = _Context([c for c, o in zip(containers, owners) if o not in removing], metadata)
+    excluded = set()
+    for compiled in matched:
+        excluded.update(compiled.produced)
+        excluded.update(s.name for s in compiled.init + compiled.containers)
+    context = _Context([c for c, o in zip(containers, owners) if o not in removing], metadata,
+                       apps=[c for c, o in zip(containers, owners) if o is None],
+                       init_apps=[c for c, o in zip(init_containers, init_owners) if o is None], excluded=excluded)
     ordered = injection_order(matched)
     new_containers, new_init = [], []
     for compiled in ordered:

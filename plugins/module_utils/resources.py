@@ -541,72 +541,77 @@ def compile_regex(pattern):
         raise ValueError("error parsing regexp: %s: `%s`" % (exc.msg, pattern))
 
 
-_EXPR_KEYS = {"limits": ("cpu", "memory"), "requests": ("cpu", "memory")}
+_EXPR_KEYS = ("cpu", "memory")
 POLICY_FIELDS = ("targetContainersMode", "targetContainersNameRegex", "resourcesExpr")
+DEFAULT_NAME_REGEX = ".*"
+
+
+def _go_value(value):
+    return _go_quote(value) if isinstance(value, str) else repr(value)
 
 
 def validate_resources_policy(container, path, is_init):
-    """Kruise's validation of ``container.resourcesPolicy`` (``path`` is the container's); list of (field, message)."""
+    """Kruise's validation of ``container.resourcesPolicy`` (``path`` is the container's); list of (field, message).
+
+    The order and wording are Kruise v1.9's (``validateContainersForSidecarSet`` / ``validateResourcesPolicy`` in
+    pkg/webhook/sidecarset/validating, and the CRD's enum for ``targetContainersMode``). Unknown keys and wrongly
+    typed values are the caller's (``sidecarset.check_struct`` walks ``hashing.STRUCTS``); values of the wrong type
+    are skipped here. ``targetContainersNameRegex`` is expected defaulted (the CRD's ``.*`` when it is absent).
+    """
     policy = container.get("resourcesPolicy")
-    if policy is None:
+    if not isinstance(policy, dict):
         return []
     path = "%s.resourcesPolicy" % path
     errors = []
-    if not isinstance(policy, dict):
-        return [(path, "must be a mapping")]
     if is_init and container.get("restartPolicy") != "Always":
         errors.append((path, "resourcesPolicy is only supported for containers with RestartPolicy Always"))
-    for key in policy:
-        if key not in POLICY_FIELDS:
-            errors.append(("%s.%s" % (path, key), "unknown field"))
     resources = container.get("resources") or {}
     if isinstance(resources, dict) and (resources.get("limits") or resources.get("requests")):
         errors.append((path, "resourcesPolicy and resources cannot be configured together"))
         return errors
-    if policy.get("targetContainersMode") not in ("sum", "max"):
-        errors.append(("%s.targetContainersMode" % path, "%r: supported values: \"sum\", \"max\""
-                       % (policy.get("targetContainersMode"),)))
+    mode = policy.get("targetContainersMode")
+    if mode is None or mode == "":
+        errors.append(("%s.targetContainersMode" % path, "Required value"))
+    elif mode not in ("sum", "max"):
+        errors.append(("%s.targetContainersMode" % path, "Unsupported value: %s: supported values: \"sum\", \"max\""
+                       % _go_value(mode)))
     regex = policy.get("targetContainersNameRegex")
-    if not regex:
+    if regex is None or regex == "":
         errors.append(("%s.targetContainersNameRegex" % path, "invalid empty regex"))
-    else:
+    elif isinstance(regex, str):
         try:
             compile_regex(regex)
         except ValueError as exc:
             errors.append(("%s.targetContainersNameRegex" % path, "invalid regex pattern: %s" % exc))
     expr = policy.get("resourcesExpr")
     expr_path = "%s.resourcesExpr" % path
+    if expr is None:
+        expr = {}
     if not isinstance(expr, dict):
-        errors.append((expr_path, "required (a mapping with limits and/or requests)"))
         return errors
-    for key in expr:
-        if key not in _EXPR_KEYS:
-            errors.append(("%s.%s" % (expr_path, key), "unknown field"))
     if expr.get("limits") is None and expr.get("requests") is None:
         errors.append((expr_path, "at least one of limits or requests must be configured"))
         return errors
     for part in ("limits", "requests"):
         values = expr.get(part)
-        if values is None:
-            continue
         if not isinstance(values, dict):
-            errors.append(("%s.%s" % (expr_path, part), "must be a mapping"))
             continue
-        for resource_name, text in values.items():
-            field = "%s.%s.%s" % (expr_path, part, resource_name)
-            if resource_name not in _EXPR_KEYS[part]:
-                errors.append((field, "unknown field (cpu or memory)"))
-                continue
-            if not isinstance(text, str):
-                errors.append((field, "must be a string"))
-                continue
-            if text == "":
+        for resource_name in _EXPR_KEYS:
+            text = values.get(resource_name)
+            if not isinstance(text, str) or text == "":
                 continue
             try:
                 evaluate(text, {resource_name: Value(number=1.0)})
             except CalculatorError as exc:
-                errors.append((field, "invalid expression: %s" % exc))
+                errors.append(("%s.%s.%s" % (expr_path, part, resource_name), "invalid expression: %s" % exc))
     return errors
+
+
+def default_resources_policy(container):
+    """The CRD default of ``targetContainersNameRegex`` (``.*`` when absent), in place; it is part of the hash."""
+    policy = container.get("resourcesPolicy") if isinstance(container, dict) else None
+    if isinstance(policy, dict) and policy.get("targetContainersNameRegex") is None:
+        policy["targetContainersNameRegex"] = DEFAULT_NAME_REGEX
 
 
 def _resource_of(container, part, name):
@@ -731,7 +736,7 @@ def apply_resources_policy(pod_spec, container, excluded_names, sidecarset=None)
     policy = container.get("resourcesPolicy")
     regex = policy.get("targetContainersNameRegex")
     if regex is None:
-        regex = ".*"
+        regex = DEFAULT_NAME_REGEX
     path = "resourcesPolicy of sidecar %r" % container.get("name")
     try:
         targets = target_containers(pod_spec, regex, excluded_names)

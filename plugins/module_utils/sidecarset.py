@@ -20,7 +20,7 @@ Contract:
   before anything recursive or copying touches it; the manifest loader uses it too.
 * Accessors for the other engine modules: ``sidecar_containers``, ``init_sidecar_containers``, ``hot_sidecars``,
   ``empty_image``, ``is_hot_upgrade``, ``get_hash``, ``get_hash_without_image``, ``sidecarset_name``,
-  ``matches_pod``.
+  ``update_strategy``, ``matches_pod``: the one home of these, tolerant of missing parts (``None`` or ``""``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -55,6 +55,10 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.hashing import 
     STRUCTS,
     canonical_quantity,
     sidecarset_hashes,
+)
+from ansible_collections.meshops.sidecarset.plugins.module_utils.resources import (
+    default_resources_policy,
+    validate_resources_policy,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import (
     is_empty_selector,
@@ -440,6 +444,7 @@ def _default_sidecar_container(container, inject_policy):
             field_ref = entry["sourceContainerNameFrom"].get("fieldRef")
             if isinstance(field_ref, dict) and not field_ref.get("apiVersion"):
                 field_ref["apiVersion"] = "v1"
+    default_resources_policy(container)
     default_container(container)
 
 
@@ -715,8 +720,7 @@ def _validate_container(container, path, is_init, volume_names, errors):
                 errors.append(("%s.upgradeStrategy.upgradeType" % path,
                                "HotUpgrade is not possible on initContainers (only on containers and native "
                                "sidecar initContainers with restartPolicy Always)"))
-    if container.get("resourcesPolicy") is not None:
-        errors.append(("%s.resourcesPolicy" % path, "not supported by meshops.sidecarset (set resources instead)"))
+    errors.extend(validate_resources_policy(container, path, is_init))
     for key in ("livenessProbe", "readinessProbe", "startupProbe"):
         _check_handler(container.get(key), "%s.%s" % (path, key), ("exec", "httpGet", "tcpSocket", "grpc"), errors)
     lifecycle = container.get("lifecycle")
@@ -1052,8 +1056,8 @@ def to_v1alpha1(sidecarset):
 
 
 def sidecarset_name(sidecarset):
-    """Return ``metadata.name``."""
-    return ((sidecarset or {}).get("metadata") or {}).get("name")
+    """Return ``metadata.name`` (``""`` when unset)."""
+    return ((sidecarset or {}).get("metadata") or {}).get("name") or ""
 
 
 def sidecar_containers(sidecarset):
@@ -1064,6 +1068,11 @@ def sidecar_containers(sidecarset):
 def init_sidecar_containers(sidecarset):
     """Return ``spec.initContainers``."""
     return ((sidecarset or {}).get("spec") or {}).get("initContainers") or []
+
+
+def update_strategy(sidecarset):
+    """Return ``spec.updateStrategy`` (never ``None``)."""
+    return ((sidecarset or {}).get("spec") or {}).get("updateStrategy") or {}
 
 
 def is_hot_upgrade(container):

@@ -296,8 +296,31 @@ RULES = [
     ("init lifecycle on non-native init", lambda o: o["spec"].update(initContainers=[container(
         name="init", lifecycle={"postStart": {"exec": {"command": ["true"]}}})]), "spec.initContainers[0].lifecycle",
      "may not be set for init containers"),
-    ("resourcesPolicy unsupported", lambda o: o["spec"]["containers"][0].update(resourcesPolicy={
-        "targetContainersMode": "sum"}), "spec.containers[0].resourcesPolicy", "not supported"),
+    ("resourcesPolicy without limits or requests", lambda o: o["spec"]["containers"][0].update(resourcesPolicy={
+        "targetContainersMode": "sum"}), "spec.containers[0].resourcesPolicy.resourcesExpr",
+     "at least one of limits or requests must be configured"),
+    ("resourcesPolicy with resources", lambda o: o["spec"]["containers"][0].update(
+        resources={"requests": {"cpu": "1"}}, resourcesPolicy={"targetContainersMode": "sum", "resourcesExpr": {
+            "limits": {"cpu": "cpu"}}}), "spec.containers[0].resourcesPolicy",
+     "resourcesPolicy and resources cannot be configured together"),
+    ("resourcesPolicy bad regex", lambda o: o["spec"]["containers"][0].update(resourcesPolicy={
+        "targetContainersMode": "max", "targetContainersNameRegex": "app[", "resourcesExpr": {
+            "limits": {"cpu": "cpu"}}}), "spec.containers[0].resourcesPolicy.targetContainersNameRegex",
+     "invalid regex pattern: error parsing regexp"),
+    ("resourcesPolicy bad expression", lambda o: o["spec"]["containers"][0].update(resourcesPolicy={
+        "targetContainersMode": "sum", "resourcesExpr": {"requests": {"cpu": "max(cpu*50%)"}}}),
+     "spec.containers[0].resourcesPolicy.resourcesExpr.requests.cpu",
+     "invalid expression: max function requires exactly 2 arguments, got 1"),
+    ("resourcesPolicy bad mode", lambda o: o["spec"]["containers"][0].update(resourcesPolicy={
+        "targetContainersMode": "avg", "resourcesExpr": {"requests": {"cpu": "cpu"}}}),
+     "spec.containers[0].resourcesPolicy.targetContainersMode", 'Unsupported value: "avg"'),
+    ("resourcesPolicy unknown expr key", lambda o: o["spec"]["containers"][0].update(resourcesPolicy={
+        "targetContainersMode": "sum", "resourcesExpr": {"requests": {"cpus": "cpu"}}}),
+     "spec.containers[0].resourcesPolicy.resourcesExpr.requests.cpus", "unknown field"),
+    ("resourcesPolicy on a plain init container", lambda o: o["spec"].update(initContainers=[container(
+        name="init", resourcesPolicy={"targetContainersMode": "sum", "resourcesExpr": {"requests": {"cpu": "cpu"}}})]),
+     "spec.initContainers[0].resourcesPolicy",
+     "resourcesPolicy is only supported for containers with RestartPolicy Always"),
 ]
 
 
