@@ -18,9 +18,15 @@ and ``N-2`` empty, versions 1/0/0/1. A SidecarSet that is passed in, injected ea
 is not paused) is removed from the pod. App containers and containers of SidecarSets that are not passed in are
 never touched. Container name clashes raise ``SidecarSetError``.
 
-New ``BeforeAppContainer`` sidecars go in front of the first container that was not injected (index 0 for a
-pod that has no injected sidecar yet, as in Kruise), ``AfterAppContainer`` ones are appended. Init containers of
-all SidecarSets are stable-sorted by name before they are merged.
+New ``BeforeAppContainer`` sidecars go in front of the first container that was not injected earlier (index 0
+for a pod that has no injected sidecar yet, as in Kruise, even when the pod has a container named like another
+sidecar: that one is replaced in place), ``AfterAppContainer`` ones are appended. Init containers of all SidecarSets
+are stable-sorted by name before they are merged. SidecarSet volumes are added in order of first use (init
+containers, then containers, each by mounts then devices); a pod volume of the same name wins.
+
+``resourcesPolicy`` (Kruise v1.9) sets a sidecar's ``resources`` from the pod's containers and native-sidecar init
+containers that no SidecarSet injected and whose names no matched SidecarSet defines (``resources.py``); a pod
+with no target container is refused with ``SidecarSetError``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -90,10 +96,11 @@ def format_timestamp(now=None):
 
 
 def is_injected_container(container):
-    """True when the container carries the env ``IS_INJECTED=true`` (Kruise's sidecar marker)."""
+    """True when the container's first ``IS_INJECTED`` env is ``true`` (Kruise's sidecar marker,
+    ``IsInjectedSidecarContainerInPod``: ``GetContainerEnvValue`` reads the first env of that name)."""
     for env in container.get("env") or ():
-        if env.get("name") == ENV_IS_INJECTED and env.get("value") == "true":
-            return True
+        if env.get("name") == ENV_IS_INJECTED:
+            return env.get("value") == "true"
     return False
 
 
@@ -263,7 +270,6 @@ class CompiledSidecarSet(object):
         self.init = [_Sidecar(c, True, self.name) for c in spec.get("initContainers") or ()]
         self.containers = [_Sidecar(c, False, self.name) for c in spec.get("containers") or ()]
         self.volumes = {v["name"]: _Frozen(v) for v in spec.get("volumes") or ()}
-        self.volume_order = [v["name"] for v in spec.get("volumes") or ()]
         self.secrets = to_plain(spec.get("imagePullSecrets") or [])
         self.patches = to_plain(spec.get("patchPodMetadata") or [])
         self.sidecar_list = sorted([s.name for s in self.containers] + [s.name for s in self.init if s.native])
@@ -273,8 +279,13 @@ class CompiledSidecarSet(object):
             for pod_name in sidecar.names:
                 self.produced[pod_name] = sidecar
         self.init_names = {n for s in self.init for n in s.names}
-        self.needed_volumes = [name for name in self.volume_order
-                               if any(name in s.volume_names for s in self.init + self.containers)]
+        # buildSidecars collects the volumes in order of first use: init containers, then containers, each by its
+        # volumeMounts then its volumeDevices (util.MergeVolumes keeps the first of a name)
+        self.needed_volumes = []
+        for sidecar in self.init + self.containers:
+            for vol_name in sidecar.volume_names:
+                if vol_name in self.volumes and vol_name not in self.needed_volumes:
+                    self.needed_volumes.append(vol_name)
         self._entry_json = {}
         self.fresh_versions = {}
         for sidecar in self.hot:
@@ -398,7 +409,9 @@ class _Context(object):
         if self._mounts is None:
             mounts, envs = [], []
             for container in self._app_containers():
-                own = {e.get("name"): e for e in container.get("env") or ()}
+                own = {}
+                for env in container.get("env") or ():
+                    own.setdefault(env.get("name"), env)  # GetContainerEnvVar: the first of a name
                 for mount in container.get("volumeMounts") or ():
                     mounts.append(mount)
                 for mount in container.get("volumeMounts") or ():
@@ -506,7 +519,9 @@ def _merge_list(existing, owners, rebuilt, new_items, dropped_owners):
         if position not in placed and owner is not None and (owner in rebuilt or owner in dropped_owners):
             removed.append(container)
             continue
-        kept.append((container, position in placed or owner is not None))
+        # only sidecars injected earlier hold the insertion point: a pod container that is merely named like a
+        # sidecar is replaced in place and new BeforeAppContainer sidecars still go in front of it (Kruise)
+        kept.append((container, owner is not None))
     insert_at = 0
     while insert_at < len(kept) and kept[insert_at][1]:
         insert_at += 1

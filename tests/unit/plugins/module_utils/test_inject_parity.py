@@ -171,3 +171,113 @@ def test_resources_policy_regex_defaults_to_match_all_and_is_hashed():
     key = "kruise.io/sidecarset-hash"
     assert bare["metadata"]["annotations"][key] == explicit["metadata"]["annotations"][key]
     assert bare["metadata"]["annotations"][key] != other["metadata"]["annotations"][key]
+
+
+# --------------------------------------------------------------------------------------------- merge rules
+
+
+def test_sidecar_volumes_in_order_of_first_use_kruise_case():
+    """TestBuildSidecarVolumes_WithDifferentVolumeScenarios 'existing volumes in sidecarSet': init containers
+    first, then containers, each by its mounts then its devices; spec.volumes order does not matter."""
+    ss = sidecarset(
+        init_containers=[{"name": "init", "image": "i:1",
+                          "volumeMounts": [{"name": "volume-1", "mountPath": "/a/b"},
+                                           {"name": "volume-2", "mountPath": "/c/d"}],
+                          "volumeDevices": [{"name": "disk0", "devicePath": "/dev/nvme0"}]}],
+        containers=[{"name": "staragent", "image": "s:1",
+                     "volumeMounts": [{"name": "volume-3", "mountPath": "/a/b"},
+                                      {"name": "volume-4", "mountPath": "/c/d"}],
+                     "volumeDevices": [{"name": "disk1", "devicePath": "/dev/nvme1"}]}],
+        volumes=[{"name": n, "emptyDir": {}} for n in ("disk1", "volume-4", "volume-3", "disk0", "volume-2",
+                                                       "volume-1", "unused")])
+    the_pod = pod([app("app")], volumes=[{"name": "volume-a", "emptyDir": {}}, {"name": "volume-b", "emptyDir": {}}])
+    new_pod, dummy = inject_pod(the_pod, [ss], now=NOW)
+    assert names(new_pod["spec"]["volumes"]) == ["volume-a", "volume-b", "volume-1", "volume-2", "disk0",
+                                                 "volume-3", "volume-4", "disk1"]
+
+
+def test_sidecar_volumes_first_sidecarset_wins_and_the_pods_own_volume_wins():
+    """util.MergeVolumes: a pod volume of the same name is kept; between SidecarSets the first one's is used."""
+    first = sidecarset("a-first", containers=[{"name": "x", "image": "x:1", "volumeMounts": [
+        {"name": "shared", "mountPath": "/s"}, {"name": "pods", "mountPath": "/p"}]}],
+        volumes=[{"name": "shared", "emptyDir": {"medium": "Memory"}}, {"name": "pods", "emptyDir": {}}])
+    second = sidecarset("b-second", containers=[{"name": "y", "image": "y:1", "volumeMounts": [
+        {"name": "shared", "mountPath": "/s"}]}], volumes=[{"name": "shared", "hostPath": {"path": "/tmp"}}])
+    the_pod = pod([app("app")], volumes=[{"name": "pods", "hostPath": {"path": "/var/pods"}}])
+    new_pod, dummy = inject_pod(the_pod, [second, first], now=NOW)
+    volumes = {v["name"]: v for v in new_pod["spec"]["volumes"]}
+    assert names(new_pod["spec"]["volumes"]) == ["pods", "shared"]
+    assert volumes["pods"] == {"name": "pods", "hostPath": {"path": "/var/pods"}}
+    assert volumes["shared"]["emptyDir"] == {"medium": "Memory"}
+
+
+def _merge_case(pod_names, *sidecars):
+    ss = sidecarset(containers=[{"name": n, "image": "s:1", "podInjectPolicy": p} for n, p in sidecars])
+    new_pod, dummy = inject_pod(pod([app(n) for n in pod_names]), [ss], now=NOW)
+    return names(new_pod["spec"]["containers"])
+
+
+SIDECARS = (("new-sidecar-1", "BeforeAppContainer"), ("sidecar-1", "AfterAppContainer"),
+            ("sidecar-2", "AfterAppContainer"))
+
+
+@pytest.mark.parametrize("pod_names,sidecars,expected", [
+    (["app-container"], SIDECARS, ["new-sidecar-1", "app-container", "sidecar-1", "sidecar-2"]),
+    (["app-container"], SIDECARS[2:], ["app-container", "sidecar-2"]),
+    (["app-container"], SIDECARS[:1], ["new-sidecar-1", "app-container"]),
+    (["sidecar-1", "app-container", "sidecar-2"], SIDECARS[1:], ["sidecar-1", "app-container", "sidecar-2"]),
+    (["sidecar-1", "app-container", "sidecar-2"], SIDECARS,
+     ["new-sidecar-1", "sidecar-1", "app-container", "sidecar-2"]),
+], ids=["new sidecars", "only after", "only before", "named like sidecars, none new",
+        "named like sidecars, a new Before one goes to index 0"])
+def test_merge_sidecar_containers_kruise_cases(pod_names, sidecars, expected):
+    """TestMergeSidecarContainers: a pod container of a sidecar's name is replaced in place; new BeforeAppContainer
+    sidecars form a block at index 0, AfterAppContainer ones are appended."""
+    assert _merge_case(pod_names, *sidecars) == expected
+
+
+def test_merge_keeps_reinjected_sidecars_in_front():
+    """Ours (Kruise never re-injects): a SidecarSet injected earlier keeps its Before sidecars ahead of a new one, so
+    re-injection gives what a fresh injection gives."""
+    ss1 = sidecarset(containers=[{"name": "envoy", "image": "e:1"}])
+    first, dummy = inject_pod(pod([app("app")]), [ss1], now=NOW)
+    ss2 = sidecarset(containers=[{"name": "envoy", "image": "e:2"}, {"name": "log", "image": "l:1"}])
+    again, dummy = inject_pod(first, [ss2], now=NOW)
+    fresh, dummy = inject_pod(pod([app("app")]), [ss2], now=NOW)
+    assert names(again["spec"]["containers"]) == names(fresh["spec"]["containers"]) == ["envoy", "log", "app"]
+
+
+def test_subpath_expr_env_is_the_first_of_its_name():
+    """GetInjectedVolumeMountsAndEnvs copies util.GetContainerEnvVar: the first env of that name."""
+    ss = sidecarset(containers=[{"name": "side", "image": "s:1", "shareVolumePolicy": {"type": "enabled"}}])
+    the_app = app("app", env=[{"name": "POD", "value": "first"}, {"name": "POD", "value": "second"}],
+                  volumeMounts=[{"name": "logs", "mountPath": "/logs", "subPathExpr": "x/$(POD)"}])
+    new_pod, dummy = inject_pod(pod([the_app], volumes=[{"name": "logs", "emptyDir": {}}]), [ss], now=NOW)
+    side = by_name(new_pod["spec"]["containers"], "side")
+    assert [e for e in side["env"] if e["name"] == "POD"] == [{"name": "POD", "value": "first"}]
+
+
+def test_env_merge_order_transfer_then_subpath_own_env_wins():
+    """buildSidecars: own env, IS_INJECTED, then MergeEnvVar(transfer envs + subPathExpr envs): a name already
+    present is skipped, the first of a name wins."""
+    ss = sidecarset(containers=[{"name": "side", "image": "s:1", "env": [{"name": "MODE", "value": "own"}],
+                                 "shareVolumePolicy": {"type": "enabled"},
+                                 "transferEnv": [{"sourceContainerName": "app", "envNames": ["MODE", "ZONE"]}]}])
+    the_app = app("app", env=[{"name": "MODE", "value": "app"}, {"name": "ZONE", "value": "z1"},
+                              {"name": "DIR", "value": "d"}],
+                  volumeMounts=[{"name": "logs", "mountPath": "/logs", "subPathExpr": "$(DIR)/$(ZONE)"}])
+    new_pod, dummy = inject_pod(pod([the_app], volumes=[{"name": "logs", "emptyDir": {}}]), [ss], now=NOW)
+    side = by_name(new_pod["spec"]["containers"], "side")
+    assert side["env"] == [{"name": "MODE", "value": "own"}, {"name": "IS_INJECTED", "value": "true"},
+                           {"name": "ZONE", "value": "z1"}, {"name": "DIR", "value": "d"}]
+
+
+def test_is_injected_reads_the_first_env_of_that_name():
+    """IsInjectedSidecarContainerInPod: GetContainerEnvValue returns the first IS_INJECTED's value, so an app with
+    IS_INJECTED=false then =true is an app container and its mounts are shared."""
+    ss = sidecarset(containers=[{"name": "side", "image": "s:1", "shareVolumePolicy": {"type": "enabled"}}])
+    the_app = app("app", env=[{"name": "IS_INJECTED", "value": "false"}, {"name": "IS_INJECTED", "value": "true"}],
+                  volumeMounts=[{"name": "logs", "mountPath": "/logs"}])
+    new_pod, dummy = inject_pod(pod([the_app], volumes=[{"name": "logs", "emptyDir": {}}]), [ss], now=NOW)
+    side = by_name(new_pod["spec"]["containers"], "side")
+    assert side["volumeMounts"] == [{"name": "logs", "mountPath": "/logs"}]
