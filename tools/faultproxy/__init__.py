@@ -18,13 +18,18 @@ Faults (all changeable while it runs, from any thread):
 * ``burst(status, count, forward=False)``: the next ``count`` requests get ``status`` (e.g. 503, 429 with
   ``Retry-After: 1``); with ``forward=True`` they are sent to the API server first and its answer is replaced
   (a write that landed, reported as failed).
+* ``expire_watches(count)``: the next ``count`` watch requests are answered as the API server answers a watch
+  from a resourceVersion it no longer holds: 200, one ``ERROR`` event with a ``410 Expired`` Status, end of stream
+  (the client must re-list).
 
-``stats`` counts requests by method and the faults injected. Run in-process (``FaultProxy(...).start()``, as the
+``stats`` counts requests by method and the faults injected; ``log`` keeps the method and target of the last
+10,000 requests (e.g. the ``resourceVersion`` each watch starts from). Run in-process (``FaultProxy(...).start()``, as the
 tests do) or from the command line: ``PYTHONPATH=tools python -m faultproxy --upstream https://127.0.0.1:16443
 --port 19480``.
 """
 
 import asyncio
+import collections
 import json
 import random
 import ssl
@@ -95,6 +100,16 @@ def status_response(status, message, close=False):
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+def expired_watch_response():
+    """What kube-apiserver answers a watch from a compacted resourceVersion: 200, one ERROR event carrying a
+    ``410 Expired`` Status, then the end of the (chunked) stream."""
+    event = json.dumps({"type": "ERROR", "object": {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "faultproxy: too old resource version", "reason": "Expired", "code": 410}}).encode() + b"\n"
+    head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return head.encode() + b"%x\r\n" % len(event) + event + b"\r\n0\r\n\r\n"
+
+
 class FaultProxy:
     """See the module docstring."""
 
@@ -106,7 +121,10 @@ class FaultProxy:
         self.ca_file = ca_file
         self.rand = random.Random(seed)
         self.stats = {"requests": 0, "by_method": {}, "watches": 0, "delayed": 0, "dropped_before": 0, "dropped_after": 0,
-                      "burst": 0, "burst_forwarded": 0, "refused": 0, "blackholed": 0, "resets": 0}
+                      "burst": 0, "burst_forwarded": 0, "refused": 0, "blackholed": 0, "resets": 0,
+                      "watches_expired": 0}
+        self.log = collections.deque(maxlen=10000)
+        self._expire = 0
         self._latency = (0.0, 0.0)
         self._drop = 0.0
         self._drop_next = 0
@@ -138,6 +156,10 @@ class FaultProxy:
         with self._lock:
             self._burst.extend([(int(status), bool(forward))] * int(count))
 
+    def expire_watches(self, count):
+        with self._lock:
+            self._expire += int(count)
+
     def cut(self, mode="refuse"):
         if mode not in ("refuse", "blackhole"):
             raise ValueError("cut mode must be refuse or blackhole")
@@ -153,6 +175,7 @@ class FaultProxy:
         self._latency, self._drop = (0.0, 0.0), 0.0
         with self._lock:
             self._burst = []
+            self._expire = 0
         self.heal()
 
     def reset_all(self, keep_clients=False):
@@ -245,12 +268,16 @@ class FaultProxy:
             conn.close()
 
     def next_fault(self, request):
-        """The fault for ``request``: ``None``, ``("burst", status, forward)``, ``("drop", before)``."""
+        """The fault for ``request``: ``None``, ``("burst", status, forward)``, ``("drop", before)``, ``("expire",)``."""
         with self._lock:
             self.stats["requests"] += 1
             self.stats["by_method"][request.method] = self.stats["by_method"].get(request.method, 0) + 1
+            self.log.append((request.method, request.target))
             if request.is_watch:
                 self.stats["watches"] += 1
+                if self._expire > 0:
+                    self._expire -= 1
+                    return ("expire",)
             if self._burst:
                 status, forward = self._burst.pop(0)
                 return ("burst", status, forward)
@@ -323,6 +350,11 @@ class _Connection:
                     self.pump = asyncio.ensure_future(self._pump())
                 self.up_writer.write(request.head + request.body)
                 await self.up_writer.drain()
+                continue
+            if fault[0] == "expire":
+                self.proxy._count("watches_expired")
+                self.writer.write(expired_watch_response())
+                await self.writer.drain()
                 continue
             if fault[0] == "burst":
                 status, forward = fault[1], fault[2]

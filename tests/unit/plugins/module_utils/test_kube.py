@@ -194,3 +194,51 @@ def test_a_cut_watch_stream_is_a_kube_error_so_the_watch_resumes():
             events.append(event)
     assert events == [("MODIFIED", {"metadata": {"name": "p", "resourceVersion": "7"}})]
     assert info.value.status == 0 and "interrupted" in info.value.message and is_transient(info.value)
+
+
+class ScriptedWatchClient:
+    """list_pods answers the next listing; each watch_pods call plays the next script: events, then an exception
+    (a cut stream), or ``"block"`` (a live stream with nothing to say). Records the resourceVersion of every watch."""
+
+    def __init__(self, listings, scripts):
+        self.listings, self.scripts = list(listings), list(scripts)
+        self.lists, self.watched = 0, []
+
+    def list_pods(self, namespace, label_selector=None, from_cache=False):
+        self.lists += 1
+        return self.listings.pop(0)
+
+    def watch_pods(self, namespace, resource_version, label_selector=None, timeout_seconds=30):
+        self.watched.append(resource_version)
+        script = self.scripts.pop(0) if self.scripts else ["block"]
+        for step in script:
+            if step == "block":
+                time.sleep(5)
+                return
+            if isinstance(step, Exception):
+                raise step
+            yield step
+
+
+def named(name, rv):
+    return {"metadata": {"name": name, "resourceVersion": rv}}
+
+
+def test_pod_watch_resumes_from_its_last_version_and_relists_on_410():
+    client = ScriptedWatchClient(
+        listings=[([named("a", "5")], "5"), ([named("a", "9"), named("b", "10")], "10")],
+        scripts=[
+            [("MODIFIED", named("a", "7")), KubeError(0, "watch interrupted: connection reset")],  # cut mid-stream
+            [("ERROR", {"kind": "Status", "code": 410, "reason": "Expired"})],                    # compacted
+            [("ADDED", named("c", "11")), "block"],
+        ])
+    watch = PodWatch(client, "ns").start()
+    try:
+        found = watch.wait_for(lambda pods: "c" in pods and pods, timeout=10)
+        assert found and sorted(found) == ["a", "b", "c"]
+        # re-watched from the last version seen (7), not from the start (5) and not by listing again; after the
+        # 410 re-listed once and watched from the new list's version
+        assert client.watched == ["5", "7", "10"] and client.lists == 2
+        assert watch.error is None and watch.resource_version == "11"
+    finally:
+        watch.stop()
