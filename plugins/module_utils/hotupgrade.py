@@ -36,7 +36,9 @@ Decisions on the open cases of 3.7:
   pod is not injected: ``refuse`` (see ``podstate.not_upgradable_reason``).
 * ``kruise.io/sidecarset-inplace-update-state`` is written only when a container image changes. Alongside it the
   restart count of each changed container is recorded in ``podstate.RESTART_BASELINE`` (failure detection).
-* ``patchPodMetadata`` (3.6 step 7) is not applied here.
+* ``patchPodMetadata`` is re-applied in the upgrade write (also a rollback), in the same request, as
+  ``updatePodSidecarAndHash`` does: ``inject.apply_patch_pod_metadata`` over the annotations as read plus this
+  write's; only the keys it changes join the write, so other writers' annotations are never sent back.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -62,7 +64,8 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     write_inplace_state,
     write_working,
 )
-from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError, ParameterError, PlanRefusal
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError, ParameterError, PlanRefusal, SidecarSetError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import apply_patch_pod_metadata
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import (
     EMPTY_VERSION,
     RESTART_BASELINE,
@@ -346,6 +349,28 @@ class _Draft(object):
         return write_restart_baseline(baseline)
 
 
+def _patch_metadata(draft):
+    """``PatchPodMetadata`` in the upgrade write (issue 16): the SidecarSet's ``patchPodMetadata`` applied to the pod's
+    annotations with this write's on top; the keys whose value changes join ``draft.annotations``."""
+    patches = ((draft.sidecarset or {}).get("spec") or {}).get("patchPodMetadata")
+    if not patches:
+        return
+    current = dict(pod_annotations(draft.pod))
+    for key, value in draft.annotations.items():
+        if value is None:
+            current.pop(key, None)
+        else:
+            current[key] = value
+    patched = dict(current)
+    try:
+        apply_patch_pod_metadata(patched, patches)
+    except SidecarSetError as exc:
+        raise PlanRefusal("patchPodMetadata: %s" % "; ".join(message for unused, message in exc.errors))
+    for key, value in patched.items():
+        if current.get(key) != value:
+            draft.annotations[key] = value
+
+
 def _set_hash(draft, now):
     entries = read_hash_entries(pod_annotations(draft.pod))
     entries[sidecarset_name(draft.sidecarset)] = hash_entry(draft.sidecarset, now)
@@ -447,6 +472,7 @@ def _plan_upgrade(pod, sidecarset, version, now):
     if "hot-upgrade" in kinds:
         check_version(pod, version)
     _set_hash(draft, now)
+    _patch_metadata(draft)
     action = ACTION_ROLLBACK if kinds & {"rollback"} and not kinds & {"upgrade", "hot-upgrade"} else ACTION_UPGRADE
     details = [detail for outcome, detail in outcomes if outcome != "unchanged"]
     reason = "; ".join(details) or "images already current: only the pod hash changes"

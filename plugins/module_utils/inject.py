@@ -58,7 +58,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     write_working,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.hashing import CONTAINER_FIELDS
+from ansible_collections.meshops.sidecarset.plugins.module_utils.hashing import CONTAINER_FIELDS, go_dumps
 from ansible_collections.meshops.sidecarset.plugins.module_utils.resources import apply_resources_policy
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import (
     compile_label_selector,
@@ -531,8 +531,14 @@ def _merge_list(existing, owners, rebuilt, new_items, dropped_owners):
     return final, replaced_old + removed
 
 
-def _apply_patches(annotations, patches):
-    for patch in patches:
+def apply_patch_pod_metadata(annotations, patches):
+    """Kruise's ``PatchPodMetadata`` on an annotations dict, in place: ``patches`` is ``spec.patchPodMetadata``.
+
+    ``Retain`` (the default) adds a missing key, ``Overwrite`` sets it, ``MergePatchJson`` merge-patches (RFC 7386)
+    a non-empty current value or sets the value. The same function runs at injection and in the upgrade write
+    (``hotupgrade``), as in Kruise. ``SidecarSetError`` when a current value to merge-patch is not JSON.
+    """
+    for patch in patches or ():
         policy = patch.get("patchPolicy") or "Retain"
         for key, value in (patch.get("annotations") or {}).items():
             current = annotations.get(key)
@@ -544,8 +550,10 @@ def _apply_patches(annotations, patches):
             elif policy == "MergePatchJson":
                 if current:
                     try:
-                        annotations[key] = json.dumps(_merge_patch(json.loads(current), json.loads(value)),
-                                                      separators=(",", ":"), sort_keys=True)
+                        # evanphx/json-patch MergePatch re-marshals with Go: sorted keys, compact, HTML-escaped,
+                        # non-ASCII kept
+                        merged = _merge_patch(json.loads(current), json.loads(value))
+                        annotations[key] = go_dumps(json.loads(json.dumps(merged, sort_keys=True)))
                     except ValueError:
                         raise SidecarSetError([("spec.patchPodMetadata", "cannot merge-patch pod annotation %s: "
                                                 "the current value is not JSON" % key)])
@@ -699,7 +707,7 @@ def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None
 
     new_annotations = dict(annotations)
     for compiled in ordered:
-        _apply_patches(new_annotations, compiled.patches)
+        apply_patch_pod_metadata(new_annotations, compiled.patches)
     _write_annotations(new_annotations, annotations, matched, removing, old_hash, old_list, format_timestamp(now))
     if new_annotations:
         new_meta["annotations"] = new_annotations

@@ -281,3 +281,71 @@ def test_is_injected_reads_the_first_env_of_that_name():
     new_pod, dummy = inject_pod(pod([the_app], volumes=[{"name": "logs", "emptyDir": {}}]), [ss], now=NOW)
     side = by_name(new_pod["spec"]["containers"], "side")
     assert side["volumeMounts"] == [{"name": "logs", "mountPath": "/logs"}]
+
+
+# --------------------------------------------------------------------------------------------- patchPodMetadata
+
+
+def _upgrade_case():
+    from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory
+    base = podfactory.sidecarset(containers=[podfactory.cold("log", "reg.example/log:v1"),
+                                             podfactory.hot("mesh", "reg.example/mesh:v1")])
+    the_pod = podfactory.pod(sets=[base])
+    the_pod["metadata"]["annotations"].update({
+        "example.com/retained": "pod's own", "example.com/overwritten": "old",
+        "example.com/merged": '{"keep":1,"drop":2}', "example.com/other-writer": "theirs"})
+    target = podfactory.with_images(base, "hash-2", mesh="reg.example/mesh:v2", log="reg.example/log:v2")
+    target["spec"]["patchPodMetadata"] = [
+        {"patchPolicy": "Retain", "annotations": {"example.com/retained": "sidecarset's",
+                                                  "example.com/added": "new"}},
+        {"patchPolicy": "Overwrite", "annotations": {"example.com/overwritten": "v2"}},
+        {"patchPolicy": "MergePatchJson", "annotations": {"example.com/merged": '{"drop":null,"add":"<x>"}'}},
+    ]
+    return the_pod, target
+
+
+def test_patch_pod_metadata_is_reapplied_in_the_upgrade_write():
+    """updatePodSidecarAndHash runs PatchPodMetadata on the pod it updates: Retain adds only a missing key,
+    Overwrite sets, MergePatchJson merge-patches (Go's re-marshalled JSON: sorted, HTML-escaped). The keys go in the
+    same single patch as the images and the pod hash, guarded by the pod's resourceVersion."""
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_hot_upgrade, plan_patch_body
+    the_pod, target = _upgrade_case()
+    plan = plan_hot_upgrade(the_pod, target, 2000, NOW)
+    assert plan.action == "upgrade", plan
+    body = plan_patch_body(the_pod, plan)
+    annotations = body["metadata"]["annotations"]
+    assert body["metadata"]["resourceVersion"] == the_pod["metadata"]["resourceVersion"]
+    assert {c["name"]: c["image"] for c in body["spec"]["containers"]} == {
+        "log": "reg.example/log:v2", "mesh-2": "reg.example/mesh:v2"}
+    assert "kruise.io/sidecarset-hash" in annotations
+    assert annotations["example.com/added"] == "new"
+    assert annotations["example.com/overwritten"] == "v2"
+    assert annotations["example.com/merged"] == '{"add":"\\u003cx\\u003e","keep":1}'
+    # Retain on a key the pod has, and annotations of other writers: not part of the write
+    assert "example.com/retained" not in annotations
+    assert "example.com/other-writer" not in annotations
+
+
+def test_patch_pod_metadata_write_keeps_a_concurrent_writers_annotations():
+    """The write is a strategic merge patch of the annotation map carrying only our keys: annotations another
+    writer set (before our read, or after it and then retried on 409) are left as they are."""
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_hot_upgrade, plan_patch_body
+    the_pod, target = _upgrade_case()
+    body = plan_patch_body(the_pod, plan_hot_upgrade(the_pod, target, 2000, NOW))
+    # another writer changes the pod after our read: the API server's merge of our annotations into theirs
+    stored = dict(the_pod["metadata"]["annotations"], **{"example.com/late-writer": "theirs too",
+                                                        "example.com/other-writer": "theirs, changed"})
+    stored.update({k: v for k, v in body["metadata"]["annotations"].items() if v is not None})
+    assert stored["example.com/late-writer"] == "theirs too"
+    assert stored["example.com/other-writer"] == "theirs, changed"
+    assert stored["example.com/retained"] == "pod's own"
+    assert stored["example.com/overwritten"] == "v2" and stored["example.com/added"] == "new"
+
+
+def test_patch_pod_metadata_not_json_refuses_the_pod():
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_hot_upgrade
+    the_pod, target = _upgrade_case()
+    the_pod["metadata"]["annotations"]["example.com/merged"] = "not json"
+    plan = plan_hot_upgrade(the_pod, target, 2000, NOW)
+    assert plan.action == "refuse" and "patchPodMetadata" in plan.reason and "example.com/merged" in plan.reason
+    assert not plan.writes
