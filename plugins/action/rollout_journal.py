@@ -35,8 +35,10 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.rollout_journal
     read_journal,
     rollout_summary,
     stop_reason,
+    timeline_path,
     write_report,
 )
+from ansible_collections.meshops.sidecarset.plugins.module_utils.timeline import timeline_svg
 from ansible_collections.meshops.sidecarset.plugins.modules.rollout_journal import DOCUMENTATION
 
 SPEC_KEYS = ("type", "required", "default", "choices", "elements", "aliases")
@@ -136,10 +138,12 @@ class ActionModule(ActionBase):
         written = False
         if report_path and not check_mode:
             write_report(report_path, {"result": summary, "plans": plans, "batches": batches, "pods": pods})
+            write_report(timeline_path(report_path), timeline_svg(pods, "rollout of %s" % summary["sidecarset"]))
             written = True
         if not args.get("keep_journal") and os.path.exists(args["journal"]):
             os.unlink(args["journal"])
-        result = {"rollout_result": summary, "report_path": report_path if written else ""}
+        result = {"rollout_result": summary, "report_path": report_path if written else "",
+                  "timeline_path": timeline_path(report_path) if written else ""}
         if args.get("targets"):
             result["host_outcomes"] = host_outcomes(args["targets"], plans, pods, args.get("stopped") or "")
         return result

@@ -11,13 +11,14 @@ variables (templating a 1,000-pod list costs seconds in ansible-core 2.19). Cont
   results of its reset call (health gates) and marks the pods that failed a gate; each record gets ``cluster``,
   ``batch`` and ``pod`` (``cluster/namespace/name``).
 * ``batch_entry(...)`` summarises one batch; ``stop_reason(...)`` says whether the rollout stops after it, by
-  ``over_fail_limit(failed, size, max_fail_percentage)``, the rule ``sidecar_upgrade batches`` uses too.
+  ``window.over_fail_limit(failed, size, max_fail_percentage)``, the upgrade driver's stop rule.
 * ``append_batch(path, entry, records)`` / ``read_journal(path)`` write and read the journal; a partial last
   line (a run killed while writing) is ignored; ``count_batches(path)`` counts its complete lines.
 * ``rollout_summary(plans, batches, pods, stopped, failed, seconds)`` is the ``rollout_result`` of the role.
 * ``host_outcomes(targets, plans, pods, stopped)`` is each pod host's outcome in an inventory-driven rollout
   (``targets`` from ``targets.pod_targets``): ``{host: {"phase", "reason", "changed", "failed", "msg"}}``.
-* ``write_report(path, report)`` writes the JSON report atomically (temporary file, then rename).
+* ``write_report(path, report)`` writes the JSON report atomically (temporary file, then rename);
+  ``timeline_path(report_path)`` is where its timeline picture (``timeline.timeline_svg``) goes.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -27,6 +28,8 @@ __metaclass__ = type
 import json
 import os
 import tempfile
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils.window import over_fail_limit
 
 GATE_FAILED_REASON = "health check failed; not reset (the new sidecar serves, the old one is idle)"
 
@@ -81,12 +84,6 @@ def batch_entry(records, index, cluster, kind, max_unavailable, pods, started, e
         "failed": sum(1 for r in records if r.get("failed")),
         "phases": _phase_counts(records),
     }
-
-
-def over_fail_limit(failed, size, max_fail_percentage):
-    """True when ``failed`` pods of a batch of ``size`` exceed ``max_fail_percentage`` percent of it (the one rule
-    for both the role and ``sidecar_upgrade batches``)."""
-    return failed > 0 and failed * 100 > int(max_fail_percentage) * size
 
 
 def stop_reason(entry, max_fail_percentage, canary_stop):
@@ -210,16 +207,26 @@ def host_outcomes(targets, plans, pods, stopped=""):
     return out
 
 
+def timeline_path(report_path):
+    """Where the timeline picture of a report goes: the same name with ``.svg`` instead of ``.json``."""
+    base = report_path[:-len(".json")] if report_path.endswith(".json") else report_path
+    return base + ".svg"
+
+
 def write_report(path, report):
-    """Write ``report`` as indented JSON to ``path`` atomically (no partial file on any failure)."""
+    """Write ``report`` as indented JSON to ``path`` atomically (no partial file on any failure); a string
+    ``report`` is written as it is."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         os.makedirs(directory)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(report, handle, indent=4, sort_keys=True, default=str)
-            handle.write("\n")
+            if isinstance(report, str):
+                handle.write(report)
+            else:
+                json.dump(report, handle, indent=4, sort_keys=True, default=str)
+                handle.write("\n")
         os.chmod(tmp, 0o644)
         os.rename(tmp, path)
     except BaseException:

@@ -107,7 +107,10 @@ options:
     type: list
     elements: dict
   report_path:
-    description: Write the JSON report (result, plans, batches, pods) here. Empty means no report. O(step=finish).
+    description:
+      - Write the JSON report (result, plans, batches, pods) here. Empty means no report. O(step=finish).
+      - The timeline picture of the run (SVG, one row per pod, its phases coloured) is written next to it, with the
+        same name and the suffix C(.svg) instead of C(.json).
     type: path
   keep_journal:
     description: Keep the journal file after O(step=finish).
@@ -200,6 +203,10 @@ rollout_result:
   type: dict
 report_path:
   description: The report written, or an empty string.
+  returned: step=finish
+  type: str
+timeline_path:
+  description: The timeline picture written next to the report, or an empty string.
   returned: step=finish
   type: str
 host_outcomes:
