@@ -60,6 +60,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.hashing import CONTAINER_FIELDS, go_dumps
 from ansible_collections.meshops.sidecarset.plugins.module_utils.resources import apply_resources_policy
+from ansible_collections.meshops.sidecarset.plugins.module_utils.revisions import HISTORY_KEY, choose as choose_revision
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import (
     compile_label_selector,
     is_empty_selector,
@@ -262,6 +263,9 @@ class CompiledSidecarSet(object):
         self.revision = ((sidecarset.get("status") or {}).get("latestRevision")) or ""
         spec = sidecarset.get("spec") or {}
         self.paused = bool((spec.get("injectionStrategy") or {}).get("paused"))
+        # injectionStrategy.revision: the historical SidecarSet the caller resolved (revisions.attach_history)
+        history = sidecarset.get(HISTORY_KEY)
+        self.history = CompiledSidecarSet(history) if isinstance(history, dict) else None
         selector = spec.get("selector")
         self.select = (lambda labels: False) if is_empty_selector(selector) else compile_label_selector(selector)
         ns_selector = spec.get("namespaceSelector")
@@ -629,8 +633,12 @@ def _new_entry(old, compiled, hash_value, timestamp, with_revision):
     return entry
 
 
-def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None):
+def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None, rand=None):
     """Inject the matching SidecarSets into a pod-like dict; return ``(new_pod, injected_names)``.
+
+    A matched SidecarSet with ``injectionStrategy.revision`` and a resolved history (``revisions.attach_history``)
+    injects the revision ``revisions.choose`` picks for this pod (``rand``: the draw of a ``Partial`` policy with a
+    percent partition, ``random.random`` by default).
 
     The input is never mutated. The result is a new dict whose changed parts are fresh objects; parts that
     injection does not change (app containers, labels, other fields) may be shared with the input.
@@ -644,6 +652,8 @@ def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None
     if namespace_labels is None:
         namespace_labels = namespace_labels_of(namespace)
     matched = [c for c in compiled_all if not c.paused and c.matches(labels, namespace_labels)]
+    matched = [c.history if c.history is not None and choose_revision(c.source, c.history.source, labels, rand)
+               is c.history.source else c for c in matched]
     old_hash = read_hash_entries(annotations) if annotations.get(POD_HASH) else {}
     old_list = read_injected_list(annotations)
     previous = set(old_hash) | set(old_list)
