@@ -1,6 +1,7 @@
 """Helpers for the fault tests (kill points, concurrent runs, API faults): a serving-twin watcher over all pod
-updates, killing a whole process tree, realistic per-phase simulator delays, a foreign annotation writer, and the
-JSON-lines figures that ``make chaos`` prints.
+updates, killing a whole process tree, realistic per-phase simulator delays, a foreign annotation writer, a
+kubeconfig through the fault proxy (``tools/faultproxy``), the final checks every fault test ends with
+(``check_converged``, ``final_check``), and the JSON-lines figures that ``make chaos`` prints.
 
 Not a test module (no ``test_`` prefix); imported by the fault tests as ``chaoskit``.
 """
@@ -11,6 +12,8 @@ import random
 import signal
 import threading
 import time
+
+import yaml
 
 # Per-phase delays of the simulated kubelet (docs/nodesim.md), set on the pod template: a pull of a new image,
 # container creation, the hand-over in postStart, readiness, and the old twin's termination at the reset.
@@ -150,8 +153,10 @@ class ServingWatch:
     """A watch on the pods of a namespace, from the test process, over every pod update.
 
     Records each moment a pod that served before has zero serving twins (``zero_serving``: pod, resourceVersion,
-    seconds since start), the most pods not Ready at once (``max_not_ready``) and the number of events seen. The
-    watch is re-established from the last resourceVersion when the server closes it (re-listed on 410).
+    seconds since start), the most pods not Ready at once (``max_not_ready``), the pods whose spec has both twins
+    on real images now (``in_flight``: between an Upgrade and its Reset) and the number of events seen. The
+    watch is re-established from the last resourceVersion when the server closes it (re-listed on 410, counted in
+    ``relists``: events between the two lists are not seen one by one).
     """
 
     def __init__(self, kube, namespace, sidecar="proxy", empty="mesh/proxy:empty"):
@@ -160,7 +165,9 @@ class ServingWatch:
         self.not_ready = set()
         self.max_not_ready = 0
         self.zero_serving = []
+        self.in_flight = set()
         self.events = 0
+        self.relists = 0
         self.errors = []
         self.started = time.monotonic()
         self._stop = threading.Event()
@@ -174,7 +181,9 @@ class ServingWatch:
         if deleted:
             self.served.discard(name)
             self.not_ready.discard(name)
+            self.in_flight.discard(name)
             return
+        (self.in_flight.add if len(real_twins(pod, self.sidecar, self.empty)) == 2 else self.in_flight.discard)(name)
         ready = any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions") or [])
         (self.not_ready.discard if ready else self.not_ready.add)(name)
         self.max_not_ready = max(self.max_not_ready, len(self.not_ready))
@@ -193,6 +202,7 @@ class ServingWatch:
         while not self._stop.is_set():
             try:
                 if version is None:
+                    self.relists += 1 if self._ready.is_set() else 0
                     listed = self.kube.core.list_namespaced_pod(self.namespace)
                     for item in listed.items:
                         self._see(self.kube.api_client.sanitize_for_serialization(item))
@@ -228,11 +238,23 @@ class ServingWatch:
         self._ready.wait(30)
         return self
 
+    def wait_in_flight(self, timeout):
+        """Wait until some pod is between its Upgrade and its Reset (both twins on real images); True if one is."""
+        deadline = time.monotonic() + timeout
+        while not self.in_flight and time.monotonic() < deadline and self.thread.is_alive():
+            time.sleep(0.02)
+        return bool(self.in_flight)
+
+    def stop(self):
+        """Stop watching (after the events of the last half second); idempotent."""
+        if not self._stop.is_set():
+            time.sleep(0.5)
+            self._stop.set()
+            if self._watch is not None:
+                self._watch.stop()
+
     def __exit__(self, *exc):
-        time.sleep(0.5)
-        self._stop.set()
-        if self._watch is not None:
-            self._watch.stop()
+        self.stop()
 
 
 # ------------------------------------------------------------------------------------------ foreign writer
@@ -267,14 +289,83 @@ class ForeignWriter:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def stop(self):
+        """Stop writing (idempotent); ``lost()`` is only meaningful after it, when no write is in flight."""
         self._stop.set()
         self.thread.join(10)
 
+    def __exit__(self, *exc):
+        self.stop()
+
     def lost(self):
+        self.stop()
         out = []
         for name, value in self.written.items():
             pod = self.kube.core.read_namespaced_pod(name, self.namespace)
             if (pod.metadata.annotations or {}).get(FOREIGN) != value:
                 out.append(name)
         return out
+
+
+# ------------------------------------------------------------------------------------------ fault proxy
+
+
+def proxy_kubeconfig(kube, proxy, path):
+    """A kubeconfig that sends the collection through ``proxy`` (``tools/faultproxy``: plain HTTP on loopback,
+    the cluster's bearer token), written to ``path``; returns the environment for ``run_playbook``/``run_module``,
+    or ``None`` when the cluster's kubeconfig has no bearer token (the proxy cannot authenticate for it)."""
+    with open(kube.kubeconfig, encoding="utf-8") as handle:
+        admin = yaml.safe_load(handle)
+    ctx = next(c["context"] for c in admin["contexts"] if c["name"] == admin["current-context"])
+    user = next(u["user"] for u in admin["users"] if u["name"] == ctx["user"])
+    if not user.get("token"):
+        return None
+    doc = {"apiVersion": "v1", "kind": "Config", "clusters": [{"name": "p", "cluster": {"server": proxy.url}}],
+           "users": [{"name": "u", "user": {"token": user["token"]}}],
+           "contexts": [{"name": "p", "context": {"cluster": "p", "user": "u"}}], "current-context": "p"}
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return {"K8S_AUTH_KUBECONFIG": str(path), "KUBECONFIG": str(path)}
+
+
+# ------------------------------------------------------------------------------------------ final checks
+
+
+def check_converged(kube, namespace, before, image, sidecar="proxy", empty="mesh/proxy:empty"):
+    """Every pod of ``before`` (name -> pod) still there with the same uid and app container, Ready, and exactly one
+    twin on a real image: ``image`` (none left with both twins on real images)."""
+    from test_rollout import container_ids, images, is_ready, pods_of  # pylint: disable=import-outside-toplevel
+
+    pods = pods_of(kube, namespace)
+    assert {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods} == {n: p["metadata"]["uid"] for n, p in before.items()}
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        real = [images(pod)[t] for t in real_twins(pod, sidecar, empty)]
+        assert real == [image], (name, images(pod))
+        assert is_ready(pod), name
+        assert container_ids(pod)["app"] == container_ids(before[name])["app"], name
+
+
+def final_check(figures, watcher, foreign=None, started=None, rerun=None, max_not_ready=None):
+    """How every fault test ends: ``rerun`` (a completed process, e.g. the same rollout once more) must succeed and
+    change nothing; the watcher and the foreign writer are stopped and their figures added to ``figures``
+    (zero-serving moments, foreign annotations lost, ...), which is reported as one JSON line; then the test fails
+    on any moment with zero serving twins, any lost foreign annotation, or more than ``max_not_ready`` pods not
+    Ready at once."""
+    from test_rollout import total_changed  # pylint: disable=import-outside-toplevel
+
+    if rerun is not None:
+        assert rerun.returncode == 0 and total_changed(rerun) == 0, rerun.stdout[-3000:]
+    watcher.stop()
+    lost = foreign.lost() if foreign is not None else []
+    figures.update(zero_serving_moments=len(watcher.zero_serving), max_not_ready=watcher.max_not_ready,
+                   pod_events=watcher.events, watch_relists=watcher.relists)
+    if foreign is not None:
+        figures.update(foreign_annotations_lost=len(lost), foreign_writes=foreign.count)
+    if max_not_ready is not None:
+        figures["max_unavailable"] = max_not_ready
+    if started is not None:
+        figures["seconds"] = round(time.monotonic() - started, 1)
+    report(figures)
+    assert not watcher.zero_serving, watcher.zero_serving[:10]
+    assert not lost, lost
+    assert max_not_ready is None or watcher.max_not_ready <= max_not_ready, figures
