@@ -60,7 +60,7 @@ def errors_of(obj, source=None):
 
 def test_load_examples_sorted_and_converted():
     loaded = load_sidecarsets([EXAMPLES])
-    assert [sidecarset_name(s) for s in loaded] == ["hotupgrade-sidecarset", "mosn"]
+    assert [sidecarset_name(s) for s in loaded] == ["hotupgrade-sidecarset", "mosn", "sized-sidecars"]
     mosn = loaded[1]
     assert mosn["apiVersion"] == "apps.kruise.io/v1beta1"
     assert "namespace" not in mosn["spec"]
