@@ -112,6 +112,15 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.connection impo
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import MeshopsError, SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import is_pod_active
+from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import (
+    PHASE_DONE,
+    PHASE_FAILED,
+    PHASE_IDLE,
+    PHASE_MIGRATING,
+    PHASE_NOT_UPGRADABLE,
+    PHASE_RESETTING,
+    PHASE_UPGRADING,
+)
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import select_namespaces, selector_to_string
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets, sidecarset_name
 from ansible_collections.meshops.sidecarset.plugins.module_utils.status import pod_report
@@ -119,13 +128,13 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.status import w
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 PHASE_GROUPS = {
-    "idle": "needs_upgrade",
-    "done": "updated",
-    "not-upgradable": "not_upgradable",
-    "failed": "failed",
-    "upgrading": "upgrading",
-    "migrating": "upgrading",
-    "resetting": "upgrading",
+    PHASE_IDLE: "needs_upgrade",
+    PHASE_DONE: "updated",
+    PHASE_NOT_UPGRADABLE: "not_upgradable",
+    PHASE_FAILED: "failed",
+    PHASE_UPGRADING: "upgrading",
+    PHASE_MIGRATING: "upgrading",
+    PHASE_RESETTING: "upgrading",
 }
 
 

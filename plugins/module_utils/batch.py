@@ -33,8 +33,8 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import
     is_sidecarset_upgradable,
     matching_problem,
     not_upgradable_reason,
-    update_strategy,
 )
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import update_strategy
 from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import reset_blocker
 
 _PERCENT_RE = re.compile(r"^(\d+)%$")

@@ -1,39 +1,32 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure planners for in-place sidecar upgrades of one pod (reference sections 3.6 and 3.7).
+"""The writes of an in-place sidecar upgrade of one pod: what ``assessment.assess`` decided, as one request.
 
-Every planner takes a pod dict and a SidecarSet dict and returns a ``Plan``: the images and the complete new
-values of the annotations to write, in ONE request, with optimistic concurrency (``plan_patch_body`` carries the
-pod's ``resourceVersion``). Nothing here performs I/O or mutates its arguments.
+Every planner returns a ``Plan``: the images and the complete new values of the annotations to write, in ONE
+request, with optimistic concurrency (``plan_patch_body`` carries the pod's ``resourceVersion``). Nothing here
+performs I/O or mutates its arguments. ``Plan.action`` is one of ``assessment.ACTIONS``; the decision itself (which
+action, which twin) is the pod's ``Assessment``, so the phase a report shows and the action a driver takes come from
+the same facts.
 
-``Plan.action`` is one of:
+Upstream (openkruise/kruise): the upgrade write is ``pkg/controller/sidecarset/sidecarset_processor.go:
+updatePodSidecarAndHash`` with ``sidecarset_hotupgrade.go:updateHotUpgradeContainerInPod`` for HotUpgrade
+sidecars; the reset is ``sidecarset_hotupgrade.go:flipPodSidecarContainerDo``; the pod hash entry is
+``pkg/control/sidecarcontrol/util.go:UpdatePodSidecarSetHash`` and the in-place state
+``sidecarset_control.go:UpdatePodAnnotationsInUpgrade``. ``docs/kruise-mapping.md`` lists every function.
 
-* ``upgrade``: 3.6 / 3.7 step A (new images, versions, working container, pod hash, in-place state);
-* ``reset``: 3.7 step C (old twins back to the empty image; the pod hash is never touched);
-* ``rollback``: a broken new twin goes back to the empty image and the working container returns to the twin
-  that still serves;
-* ``none``: nothing to write (done, nothing to reset, paused, ...);
-* ``wait``: a previous write is still being applied by kubelet, or the sidecar is migrating;
-* ``refuse``: the pod can never be upgraded in place by this SidecarSet (``reason`` says why).
+Versions (``SIDECARSET_VERSION``): upstream writes the SidecarSet's resourceVersion; here the caller passes an
+integer greater than every version already on the pod (``versions.next_version``).
 
-Versions (``SIDECARSET_VERSION``): upstream writes the SidecarSet's resourceVersion. Here the caller passes an
-integer that is greater than every version already on the pod (``next_version`` gives one); ``"0"`` keeps meaning
-"empty" and ``"1"`` "first injection", so sidecars built for Kruise work unchanged.
-
-Decisions on the open cases of 3.7:
+Decisions where upstream is silent or where we differ:
 
 * Roll back to the image the old twin still runs while the new twin is broken (upstream only bumps the hash and
-  leaves ``W`` on the broken twin): when the non-working twin ``E`` still holds a real image equal to the desired
-  image and ``W`` runs another one, and ``W`` is failing (``podstate.container_failure``), the plan is a
-  ``rollback``: ``W`` goes back to the empty image, ``working[N] = E``, ``v(W) = "0"``, ``va(W) = v(E)``,
-  ``va(E) = "0"``, and the pod hash is set to the SidecarSet hash (the pod runs the desired image). When ``W`` is
-  not failing (still starting or migrating) the plan is ``wait``: once ``W`` is ready the reset runs and a later
-  forward upgrade brings the desired image back. ``W`` never points at a broken container.
-* A broken new twin followed by a newer image: as upstream (rule 2), the newer image lands in the slot that held
-  the broken one, and the reset later empties the other slot.
-* The empty image changed, the pair or its version annotations are missing, the hash-without-image differs, or the
-  pod is not injected: ``refuse`` (see ``podstate.not_upgradable_reason``).
+  leaves ``W`` on the broken twin): the upgrade write is a ``rollback`` (``assessment.STEP_ROLLBACK``): ``W`` goes
+  back to the empty image, ``working[N] = E``, ``v(W) = "0"``, ``va(W) = v(E)``, ``va(E) = "0"``, and the pod hash
+  is set to the SidecarSet hash. While ``W`` is not failing the action is ``wait``. ``W`` never points at a broken
+  container.
+* A broken new twin followed by a newer image: as upstream, the newer image lands in the slot that held the broken
+  one, and the reset later empties the other slot.
 * ``kruise.io/sidecarset-inplace-update-state`` is written only when a container image changes. Alongside it the
   restart count of each changed container is recorded in ``podstate.RESTART_BASELINE`` (failure detection).
 * ``patchPodMetadata`` is re-applied in the upgrade write (also a rollback), in the same request, as
@@ -46,13 +39,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import datetime
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import (
     INPLACE_UPDATE_STATE,
     POD_HASH,
-    VERSION_ALT_PREFIX,
-    VERSION_PREFIX,
     WORKING_HOTUPGRADE_CONTAINER,
     hot_upgrade_names,
     read_hash_entries,
@@ -64,62 +54,62 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     write_inplace_state,
     write_working,
 )
-from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError, ParameterError, PlanRefusal, SidecarSetError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import (  # noqa: F401 (ACTION_* re-exported)
+    ACTION_FAIL,
+    ACTION_NONE,
+    ACTION_REFUSE,
+    ACTION_RESET,
+    ACTION_ROLLBACK,
+    ACTION_UPGRADE,
+    ACTION_WAIT,
+    ACTIONS,
+    STEP_HOT_UPGRADE,
+    STEP_ROLLBACK,
+    STEP_UPGRADE,
+    WRITE_ACTIONS,
+    assess,
+)
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError, PlanRefusal, SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import apply_patch_pod_metadata
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import (
-    EMPTY_VERSION,
     RESTART_BASELINE,
-    container_failure,
     container_image,
     container_status,
-    empty_image,
     empty_image_problem,
-    empty_slots,
     images_equal,
-    in_flight_hot_sidecars,
-    is_container_consistent_and_ready,
-    is_container_ready,
-    is_hot_sidecar,
-    is_pod_ready,
-    is_pod_state_consistent,
-    is_pod_updated,
-    is_running_and_ready,
-    is_started,
-    is_sidecarset_upgradable,
     matching_problem,
-    not_upgradable_reason,
     pod_annotations,
     pod_containers,
-    pod_sidecar_phase,
     read_restart_baseline,
-    sidecar_containers,
-    sidecar_pod_container_names,
-    sidecarset_hash,
-    sidecarset_name,
-    update_strategy,
-    working_and_empty,
     write_restart_baseline,
 )
-
-ACTION_UPGRADE = "upgrade"
-ACTION_RESET = "reset"
-ACTION_ROLLBACK = "rollback"
-ACTION_NONE = "none"
-ACTION_WAIT = "wait"
-ACTION_REFUSE = "refuse"
-ACTIONS = (ACTION_UPGRADE, ACTION_RESET, ACTION_ROLLBACK, ACTION_NONE, ACTION_WAIT, ACTION_REFUSE)
-WRITE_ACTIONS = (ACTION_UPGRADE, ACTION_RESET, ACTION_ROLLBACK)
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
+    empty_image,
+    get_hash,
+    is_hot_upgrade,
+    sidecar_containers,
+    sidecarset_name,
+)
+from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import (  # noqa: F401 (InvalidVersion re-exported)
+    EMPTY_VERSION,
+    InvalidVersion,
+    check_version,
+    format_timestamp,
+    next_version,
+    utcnow,
+)
 
 
 class Plan(object):
     """The next write for one pod.
 
-    ``action``: one of ``ACTIONS``. ``containers``: ``{pod_container_name: new_image}`` (also readable as
-    ``container``). ``annotations``: ``{key: complete new value}`` for every annotation key touched (``None``
-    deletes the key). ``reason``: human readable. ``sidecarset``: the SidecarSet name.
+    ``action``: one of ``ACTIONS``. ``containers``: ``{pod_container_name: new_image}``. ``annotations``:
+    ``{key: complete new value}`` for every annotation key touched (``None`` deletes the key). ``reason``: human
+    readable. ``sidecarset``: the SidecarSet name. ``phase``/``phase_reason``: the pod's phase in the assessment the
+    plan was read from (``""`` for plans not read from one).
     """
 
-    def __init__(self, action, containers=None, annotations=None, reason="", sidecarset=""):
+    def __init__(self, action, containers=None, annotations=None, reason="", sidecarset="", phase="", phase_reason=""):
         if action not in ACTIONS:
             raise ValueError("unknown plan action %r" % (action,))
         self.action = action
@@ -127,11 +117,8 @@ class Plan(object):
         self.annotations = dict(annotations or {})
         self.reason = reason
         self.sidecarset = sidecarset
-
-    @property
-    def container(self):
-        """Alias of ``containers``."""
-        return self.containers
+        self.phase = phase
+        self.phase_reason = phase_reason
 
     @property
     def writes(self):
@@ -205,60 +192,8 @@ def plan_patch_body(pod, plan):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Versions
-# ---------------------------------------------------------------------------------------------------------
-
-def existing_versions(pod):
-    """Return every integer found in the pod's ``version.`` and ``versionalt.sidecarset.kruise.io/`` annotations."""
-    versions = []
-    for key, value in pod_annotations(pod).items():
-        if key.startswith(VERSION_PREFIX) or key.startswith(VERSION_ALT_PREFIX):
-            try:
-                versions.append(int(value))
-            except (TypeError, ValueError):
-                continue
-    return versions
-
-
-def next_version(pod, sidecarset=None, floor=None):
-    """Return ``max(existing versions on the pod for any sidecar, floor) + 1``, and at least 2.
-
-    ``floor`` (an int, for instance a counter or the SidecarSet resourceVersion) lets versions grow across pods.
-    ``sidecarset`` is accepted for symmetry with the planners; every sidecar's versions on the pod count.
-    """
-    candidates = existing_versions(pod) + [1]
-    if floor is not None:
-        candidates.append(int(floor))
-    return max(max(candidates) + 1, 2)
-
-
-class InvalidVersion(ParameterError):
-    """The version passed to a planner is not an int greater than every version on the pod (a caller error)."""
-
-
-def check_version(pod, version):
-    """Raise ``InvalidVersion`` (a ``ParameterError``, so a ``ValueError``) unless ``version`` is an int >= 2 and greater than every version on the pod."""
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise InvalidVersion("version must be an int, got %r" % (version,))
-    highest = max(existing_versions(pod) + [1])
-    if version <= highest:
-        raise InvalidVersion("version %d must be greater than every version on the pod (highest %d)" % (version, highest))
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Building the annotations of one write
 # ---------------------------------------------------------------------------------------------------------
-
-def format_timestamp(now):
-    """RFC3339 UTC with seconds (``2021-06-04T05:44:26Z``) from a datetime (naive means UTC) or a string."""
-    if isinstance(now, datetime.datetime):
-        if now.tzinfo is not None:
-            now = now.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-        return now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(now, str) and now:
-        return now
-    raise ValueError("now must be a datetime or an RFC3339 string, got %r" % (now,))
-
 
 def sidecar_list(sidecarset):
     """Sorted SidecarSet container names plus native-sidecar init container names (``sidecarList``)."""
@@ -269,10 +204,11 @@ def sidecar_list(sidecarset):
 
 
 def hash_entry(sidecarset, now):
-    """The pod hash entry of 3.6 step 4: ``{updateTimestamp, hash, sidecarSetName, sidecarList, controllerRevision}``."""
+    """The pod hash entry (``util.go:UpdatePodSidecarSetHash``): ``{updateTimestamp, hash, sidecarSetName,
+    sidecarList, controllerRevision}``."""
     entry = {
         "updateTimestamp": format_timestamp(now),
-        "hash": sidecarset_hash(sidecarset),
+        "hash": get_hash(sidecarset),
         "sidecarSetName": sidecarset_name(sidecarset),
         "sidecarList": sidecar_list(sidecarset),
     }
@@ -285,12 +221,13 @@ def hash_entry(sidecarset, now):
 class _Draft(object):
     """Accumulates the images and annotations of one write on top of the pod as read."""
 
-    def __init__(self, pod, sidecarset):
-        self.pod = pod
-        self.sidecarset = sidecarset
+    def __init__(self, assessment):
+        self.pod = assessment.pod
+        self.sidecarset = assessment.sidecarset
+        self.assessment = assessment
         self.images = {}
         self.annotations = {}
-        self.working = read_working(pod_annotations(pod))
+        self.working = read_working(pod_annotations(self.pod))
         self.working_changed = False
         self.changed = []
 
@@ -318,16 +255,18 @@ class _Draft(object):
         if self.changed:
             self.annotations[INPLACE_UPDATE_STATE] = self._inplace_state(now)
             self.annotations[RESTART_BASELINE] = self._restart_baseline()
-        return Plan(action, self.images, self.annotations, reason, sidecarset_name(self.sidecarset))
+        return Plan(action, self.images, self.annotations, reason, self.assessment.name, self.assessment.phase,
+                    self.assessment.reason)
 
     def _inplace_state(self, now):
-        """3.6 step 5: reuse the SidecarSet entry (revision, timestamp) and record pre-change imageIDs."""
+        """``UpdatePodAnnotationsInUpgrade``: reuse the SidecarSet entry (revision, timestamp), record the changed
+        containers' pre-change imageIDs."""
         try:
             state = read_inplace_state(pod_annotations(self.pod))
         except AnnotationError:
             state = {}
         name = sidecarset_name(self.sidecarset)
-        entry = dict(state.get(name) or {"revision": sidecarset_hash(self.sidecarset), "updateTimestamp": format_timestamp(now)})
+        entry = dict(state.get(name) or {"revision": get_hash(self.sidecarset), "updateTimestamp": format_timestamp(now)})
         last = dict(entry.get("lastContainerStatuses") or {})
         for container in self.changed:
             status = container_status(self.pod, container) or {}
@@ -377,32 +316,6 @@ def _set_hash(draft, now):
     draft.annotations[POD_HASH] = write_hash_entries(entries)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Step A: upgrade (3.6 and 3.7)
-# ---------------------------------------------------------------------------------------------------------
-
-def find_container_to_hot_upgrade(pod, sidecarset, sidecar):
-    """``findContainerToHotUpgrade``: return ``(T, O)``, the twin to write and the other one.
-
-    1. a twin on the empty image (``N-1`` first); 2. if exactly one twin is ready (Ready and consistent on its
-    own), the not-ready one; 3. otherwise ``E`` (the older, non-working twin).
-    """
-    first, second = hot_upgrade_names(sidecar["name"])
-    empty = empty_image(sidecar)
-    if container_image(pod, first) == empty:
-        return first, second
-    if container_image(pod, second) == empty:
-        return second, first
-    first_ready = is_container_consistent_and_ready(pod, sidecarset, first)
-    second_ready = is_container_consistent_and_ready(pod, sidecarset, second)
-    if first_ready and not second_ready:
-        return second, first
-    if second_ready and not first_ready:
-        return first, second
-    working, other = working_and_empty(pod, sidecar["name"])
-    return other, working
-
-
 def _rollback_twin(draft, sidecar, broken, serving):
     """Put ``broken`` back on the empty image and make ``serving`` the working twin again."""
     draft.set_image(broken, empty_image(sidecar))
@@ -412,161 +325,122 @@ def _rollback_twin(draft, sidecar, broken, serving):
     draft.annotations[version_alt_key(serving)] = EMPTY_VERSION
 
 
-def _upgrade_hot(draft, sidecar, version):
-    """Plan one hot sidecar; return ``(outcome, reason)``, outcome in hot-upgrade/rollback/unchanged/wait/needs-version."""
-    pod = draft.pod
-    desired = sidecar["image"]
-    working, other = working_and_empty(pod, sidecar["name"])
-    other_image = container_image(pod, other)
-    if other_image != empty_image(sidecar) and other_image == desired and container_image(pod, working) != desired:
-        failure = container_failure(pod, working)
-        if not failure:
-            return "wait", "%s still runs %s; waiting for %s to become ready or fail" % (other, desired, working)
-        _rollback_twin(draft, sidecar, working, other)
-        return "rollback", "%s; %s still runs %s: back to it" % (failure, other, desired)
-    target, older = find_container_to_hot_upgrade(pod, draft.sidecarset, sidecar)
-    if container_image(pod, older) == desired:
-        return "unchanged", "%s already runs %s" % (older, desired)
-    if container_image(pod, target) == desired and target == working:
-        return "unchanged", "%s is already being upgraded to %s" % (target, desired)
-    if version is None:
-        return "needs-version", "hot sidecar %s needs a version: use plan_hot_upgrade" % sidecar["name"]
-    draft.set_image(target, desired)
-    draft.set_working(sidecar["name"], target)
-    draft.annotations[version_key(target)] = str(version)
-    draft.annotations[version_alt_key(target)] = draft.annotation(version_key(older))
-    draft.annotations[version_alt_key(older)] = str(version)
-    return "hot-upgrade", "%s -> %s" % (target, desired)
+# ---------------------------------------------------------------------------------------------------------
+# The writes
+# ---------------------------------------------------------------------------------------------------------
+
+def _write_upgrade(assessment, action, version, now):
+    """The upgrade write of ``assessment.upgrade_steps()``: images, versions, working twins, pod hash."""
+    draft = _Draft(assessment)
+    details = []
+    for facts, step in zip(assessment.sidecars, assessment.upgrade_steps()):
+        if step.kind == STEP_HOT_UPGRADE:
+            if version is None:
+                return Plan(ACTION_REFUSE, reason="hot sidecar %s needs a version: use plan_hot_upgrade" % facts.name,
+                            sidecarset=assessment.name)
+            check_version(assessment.pod, version)
+            draft.set_image(step.target, facts.desired)
+            draft.set_working(facts.name, step.target)
+            draft.annotations[version_key(step.target)] = str(version)
+            draft.annotations[version_alt_key(step.target)] = draft.annotation(version_key(step.older))
+            draft.annotations[version_alt_key(step.older)] = str(version)
+        elif step.kind == STEP_ROLLBACK:
+            _rollback_twin(draft, facts.sidecar, step.target, step.older)
+        elif step.kind == STEP_UPGRADE:
+            draft.set_image(step.target, facts.desired)
+        else:
+            continue
+        details.append(step.detail)
+    _set_hash(draft, now)
+    _patch_metadata(draft)
+    return draft.plan(action, "; ".join(details) or "images already current: only the pod hash changes", now)
 
 
-def _upgrade_cold(draft, sidecar):
-    name = sidecar["name"]
-    if container_image(draft.pod, name) == sidecar["image"]:
-        return "unchanged", "%s already runs %s" % (name, sidecar["image"])
-    draft.set_image(name, sidecar["image"])
-    return "upgrade", "%s -> %s" % (name, sidecar["image"])
+def _write_reset(assessment, now):
+    """``flipPodSidecarContainerDo``: for each hot sidecar whose ``E`` holds a real image: ``E.image =
+    hotUpgradeEmptyImage``, ``v(E) = "0"``, ``va(W) = "0"``, ``E``'s pre-change imageID in the in-place state.
+    Never the pod hash."""
+    draft = _Draft(assessment)
+    for facts in assessment.in_flight:
+        draft.set_image(facts.empty.name, facts.empty_image)
+        draft.annotations[version_key(facts.empty.name)] = EMPTY_VERSION
+        draft.annotations[version_alt_key(facts.working.name)] = EMPTY_VERSION
+    return draft.plan(ACTION_RESET, "reset %s to the empty image" % ", ".join(draft.changed), now)
+
+
+def _refused(assessment, write, *args):
+    """Run ``write``; a ``PlanRefusal`` (a malformed annotation met while writing) refuses the pod."""
+    try:
+        return write(assessment, *args)
+    except PlanRefusal as exc:
+        return Plan(ACTION_REFUSE, reason=str(exc), sidecarset=assessment.name)
+
+
+def _read(assessment, action=None, reason=None):
+    """A plan that writes nothing: the assessment's action (or ``action``) and its reason."""
+    return Plan(action or assessment.action, reason=assessment.action_reason if reason is None else reason,
+                sidecarset=assessment.name, phase=assessment.phase, phase_reason=assessment.reason)
+
+
+def plan_next(pod, sidecarset, version, now, assessment=None):
+    """The next step for one pod, from the pod alone (resumable): ``assess(pod, sidecarset).action`` as a plan.
+
+    ``upgrade``/``rollback``/``reset`` carry their write; ``none``, ``wait``, ``fail`` and ``refuse`` write nothing
+    (``Assessment._action`` says when each applies). ``version`` may be ``None`` (``versions.next_version`` of the
+    pod is used); it is validated only when a new version is written (``InvalidVersion``). ``assessment``: the
+    pod's assessment when the caller already has it.
+    """
+    assessment = assessment or assess(pod, sidecarset)
+    if assessment.action in (ACTION_UPGRADE, ACTION_ROLLBACK):
+        return _refused(assessment, _write_upgrade, assessment.action, next_version([pod]) if version is None else version, now)
+    if assessment.action == ACTION_RESET:
+        return _refused(assessment, _write_reset, now)
+    return _read(assessment)
 
 
 def _plan_upgrade(pod, sidecarset, version, now):
-    name = sidecarset_name(sidecarset)
-    upgradable, can_upgrade_now, reason = is_sidecarset_upgradable(pod, sidecarset)
-    if not upgradable:
-        return Plan(ACTION_REFUSE, reason=reason, sidecarset=name)
-    if is_pod_updated(pod, sidecarset):
-        return Plan(ACTION_NONE, reason="pod is already updated to the SidecarSet hash", sidecarset=name)
-    if not can_upgrade_now:
-        return Plan(ACTION_WAIT, reason=reason, sidecarset=name)
-    draft = _Draft(pod, sidecarset)
-    outcomes = []
-    for sidecar in sidecar_containers(sidecarset):
-        if is_hot_sidecar(sidecar):
-            outcome, detail = _upgrade_hot(draft, sidecar, version)
-        else:
-            outcome, detail = _upgrade_cold(draft, sidecar)
-        if outcome == "wait":
-            return Plan(ACTION_WAIT, reason=detail, sidecarset=name)
-        if outcome == "needs-version":
-            return Plan(ACTION_REFUSE, reason=detail, sidecarset=name)
-        outcomes.append((outcome, detail))
-    kinds = {outcome for outcome, detail in outcomes}
-    if "hot-upgrade" in kinds:
-        check_version(pod, version)
-    _set_hash(draft, now)
-    _patch_metadata(draft)
-    action = ACTION_ROLLBACK if kinds & {"rollback"} and not kinds & {"upgrade", "hot-upgrade"} else ACTION_UPGRADE
-    details = [detail for outcome, detail in outcomes if outcome != "unchanged"]
-    reason = "; ".join(details) or "images already current: only the pod hash changes"
-    return draft.plan(action, reason, now)
+    assessment = assess(pod, sidecarset)
+    if assessment.refusal:
+        return _read(assessment, ACTION_REFUSE, assessment.refusal)
+    if assessment.updated:
+        return _read(assessment, ACTION_NONE, "pod is already updated to the SidecarSet hash")
+    action, reason = assessment.upgrade_action()
+    if action == ACTION_WAIT:
+        return _read(assessment, action, reason)
+    return _refused(assessment, _write_upgrade, action, version, now)
 
 
 def plan_hot_upgrade(pod, sidecarset, version, now):
-    """3.6 with 3.7 step A for every container of the SidecarSet, in one plan.
-
-    Hot sidecars: ``T`` per ``find_container_to_hot_upgrade``; when ``O`` already runs the desired image only the
-    pod hash changes (rule 2); otherwise ``T.image``, ``working[N] = T``, ``v(T) = version``, ``va(T) = v(O)``,
-    ``va(O) = version``. Cold sidecars: image only. Always the pod hash entry; in-place state for changed
-    containers. ``version`` must be an int greater than every version on the pod (``InvalidVersion`` otherwise;
-    see ``next_version``). Returns ``refuse`` when not upgradable, ``wait`` when a write is in flight, ``none`` when
-    the pod is already updated, ``rollback`` in the decided edge case (module docstring).
-    """
+    """The upgrade write alone (no reset, no waiting on the phase): hot sidecars per ``findContainerToHotUpgrade``,
+    cold ones image only, always the pod hash. ``version`` must be an int greater than every version on the pod
+    (``InvalidVersion`` otherwise). ``refuse`` when not upgradable, ``wait`` when a write is in flight, ``none``
+    when the pod is already updated, ``rollback`` in the decided edge case (module docstring)."""
     check_version(pod, version)
-    try:
-        return _plan_upgrade(pod, sidecarset, version, now)
-    except PlanRefusal as exc:
-        return Plan(ACTION_REFUSE, reason=str(exc), sidecarset=sidecarset_name(sidecarset))
+    return _plan_upgrade(pod, sidecarset, version, now)
 
 
 def plan_cold_upgrade(pod, sidecarset, now):
-    """3.6: image-only patch of the ColdUpgrade containers plus the pod hash entry and in-place state.
-
-    Refuses when a HotUpgrade sidecar of the same SidecarSet would need a new image (use ``plan_hot_upgrade``).
-    """
-    try:
-        return _plan_upgrade(pod, sidecarset, None, now)
-    except PlanRefusal as exc:
-        return Plan(ACTION_REFUSE, reason=str(exc), sidecarset=sidecarset_name(sidecarset))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Step C: reset
-# ---------------------------------------------------------------------------------------------------------
-
-def is_hot_upgrading_ready(pod, sidecarset):
-    """``isHotUpgradingReady``: the pod is Running and Ready, or every container except the ``E`` slots is Ready."""
-    if is_running_and_ready(pod):
-        return True
-    skipped = set(empty_slots(pod, sidecarset))
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        if status.get("name") not in skipped and not status.get("ready"):
-            return False
-    return True
+    """The image-only write of the ColdUpgrade containers plus the pod hash entry and in-place state; refuses when a
+    HotUpgrade sidecar of the same SidecarSet would need a new image (use ``plan_hot_upgrade``)."""
+    return _plan_upgrade(pod, sidecarset, None, now)
 
 
 def reset_blocker(pod, sidecarset):
-    """Return why step C cannot run now, or ``""`` when the pod qualifies (3.7 step C).
-
-    Qualifies when some hot ``E`` is not on the empty image, every sidecar container except the ``E`` slots is
-    consistent, ``is_hot_upgrading_ready`` holds, and every in-flight new twin ``W`` is Ready.
-    """
-    in_flight = in_flight_hot_sidecars(pod, sidecarset)
-    if not in_flight:
-        return "no empty slot to reset"
-    skipped = set(empty_slots(pod, sidecarset))
-    others = [n for n in sidecar_pod_container_names(sidecarset) if n not in skipped]
-    if not is_pod_state_consistent(pod, sidecarset, others):
-        return "kubelet has not yet applied the new images of %s" % ", ".join(others)
-    for sidecar in in_flight:
-        working = working_and_empty(pod, sidecar["name"])[0]
-        if not is_container_ready(pod, working):
-            return "new container %s is not ready" % working
-    if not is_hot_upgrading_ready(pod, sidecarset):
-        return "pod is not ready and some non-empty container is not ready"
-    return ""
+    """Why the reset cannot run now, or ``""`` (``assess(pod, sidecarset).reset_blocker``)."""
+    return assess(pod, sidecarset).reset_blocker
 
 
 def plan_reset(pod, sidecarset, now):
-    """3.7 step C: for each hot sidecar whose ``E`` holds a real image: ``E.image = hotUpgradeEmptyImage``,
-    ``v(E) = "0"``, ``va(W) = "0"``, and ``E``'s pre-change imageID in the in-place state. Never the pod hash.
-
-    ``none`` when nothing is to be reset, ``wait`` when ``reset_blocker`` says so, ``refuse`` when not upgradable.
-    """
-    name = sidecarset_name(sidecarset)
-    reason = not_upgradable_reason(pod, sidecarset)
-    if reason:
-        return Plan(ACTION_REFUSE, reason=reason, sidecarset=name)
-    in_flight = in_flight_hot_sidecars(pod, sidecarset)
-    if not in_flight:
-        return Plan(ACTION_NONE, reason="no empty slot to reset", sidecarset=name)
-    blocker = reset_blocker(pod, sidecarset)
-    if blocker:
-        return Plan(ACTION_WAIT, reason=blocker, sidecarset=name)
-    draft = _Draft(pod, sidecarset)
-    for sidecar in in_flight:
-        working, other = working_and_empty(pod, sidecar["name"])
-        draft.set_image(other, empty_image(sidecar))
-        draft.annotations[version_key(other)] = EMPTY_VERSION
-        draft.annotations[version_alt_key(working)] = EMPTY_VERSION
-    return draft.plan(ACTION_RESET, "reset %s to the empty image" % ", ".join(draft.changed), now)
+    """The reset write alone: ``none`` when nothing is to be reset, ``wait`` while ``reset_blocker`` says so,
+    ``refuse`` when not upgradable."""
+    assessment = assess(pod, sidecarset)
+    if assessment.refusal:
+        return _read(assessment, ACTION_REFUSE, assessment.refusal)
+    if not assessment.in_flight:
+        return _read(assessment, ACTION_NONE, assessment.reset_blocker)
+    if assessment.reset_blocker:
+        return _read(assessment, ACTION_WAIT, assessment.reset_blocker)
+    return _refused(assessment, _write_reset, now)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -602,7 +476,7 @@ def _rollback_hash(draft, previous, now):
 
 def _runs_desired_images(draft):
     for sidecar in sidecar_containers(draft.sidecarset):
-        if is_hot_sidecar(sidecar):
+        if is_hot_upgrade(sidecar):
             serving = draft.working[sidecar["name"]]
             image = draft.images.get(serving, container_image(draft.pod, serving))
         else:
@@ -627,85 +501,30 @@ def plan_rollback(pod, sidecarset, previous_annotations=None, now=None):
     ``plan_hot_upgrade`` to the old image instead). ``none`` when nothing is in flight.
     """
     name = sidecarset_name(sidecarset)
+    now = now or utcnow()
     reason = matching_problem(pod, sidecarset) or empty_image_problem(pod, sidecarset)
     if reason:
         return Plan(ACTION_REFUSE, reason=reason, sidecarset=name)
-    in_flight = in_flight_hot_sidecars(pod, sidecarset)
-    if not in_flight:
+    assessment = assess(pod, sidecarset)
+    if not assessment.in_flight:
         return Plan(ACTION_NONE, reason="no hot upgrade in flight", sidecarset=name)
-    draft = _Draft(pod, sidecarset)
+    draft = _Draft(assessment)
     try:
-        for sidecar in in_flight:
-            working, other = working_and_empty(pod, sidecar["name"])
-            if is_container_consistent_and_ready(pod, sidecarset, working):
-                return Plan(ACTION_REFUSE, reason="%s is ready: migration finished, upgrade forward instead" % working, sidecarset=name)
-            if is_pod_state_consistent(pod, sidecarset, [working]) and is_started(pod, working):
+        for facts in assessment.in_flight:
+            working, other = facts.working, facts.empty
+            if working.ready_and_consistent:
+                return Plan(ACTION_REFUSE, reason="%s is ready: migration finished, upgrade forward instead" % working.name, sidecarset=name)
+            if working.consistent and working.started:
                 # postStart returned: by the hot-upgrade contract the new sidecar has taken the listeners over and
                 # the old one drains, so emptying the new one could leave the pod with no serving sidecar
                 return Plan(ACTION_REFUSE, reason=(
                     "%s finished postStart on the new image (it has taken over from %s) but is not ready: not rolled "
-                    "back, that could leave no serving sidecar; fix its readiness or upgrade forward" % (working, other)),
+                    "back, that could leave no serving sidecar; fix its readiness or upgrade forward" % (working.name, other.name)),
                     sidecarset=name)
-            _rollback_twin(draft, sidecar, working, other)
+            _rollback_twin(draft, facts.sidecar, working.name, other.name)
             if previous_annotations is not None:
-                _restore_previous(draft, sidecar, previous_annotations, other)
-        _rollback_hash(draft, previous_annotations, now or datetime.datetime.utcnow())
+                _restore_previous(draft, facts.sidecar, previous_annotations, other.name)
+        _rollback_hash(draft, previous_annotations, now)
     except PlanRefusal as exc:
         return Plan(ACTION_REFUSE, reason=str(exc), sidecarset=name)
-    return draft.plan(ACTION_ROLLBACK, "rolled back %s to the empty image" % ", ".join(draft.changed), now or datetime.datetime.utcnow())
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Single entry point
-# ---------------------------------------------------------------------------------------------------------
-
-def plan_next(pod, sidecarset, version, now):
-    """Decide the next step for one pod from the pod alone; call again after every write (resumable).
-
-    Order (reconcile 3.2): ``updateStrategy.type: NotUpdate`` or ``paused`` -> ``none``; not upgradable ->
-    ``refuse``; a hot upgrade in flight -> ``reset`` when it qualifies, else (pod not updated and nothing in flight
-    blocks) an ``upgrade``/``rollback`` per step A, else ``wait``; an empty slot not yet consistent -> ``wait``;
-    not updated -> ``upgrade`` (``wait`` while a Ready container is inconsistent); updated, consistent and
-    ``is_pod_ready`` -> ``none`` (done); else ``wait``. ``version`` may be ``None`` (``next_version`` is used);
-    it is validated only when a new version is written.
-    """
-    name = sidecarset_name(sidecarset)
-    strategy = update_strategy(sidecarset)
-    if strategy.get("type") == "NotUpdate":
-        return Plan(ACTION_NONE, reason="updateStrategy.type is NotUpdate", sidecarset=name)
-    if strategy.get("paused"):
-        return Plan(ACTION_NONE, reason="updateStrategy is paused", sidecarset=name)
-    reason = not_upgradable_reason(pod, sidecarset)
-    if reason:
-        return Plan(ACTION_REFUSE, reason=reason, sidecarset=name)
-    if version is None:
-        version = next_version(pod, sidecarset)
-    try:
-        return _next_step(pod, sidecarset, version, now)
-    except PlanRefusal as exc:
-        return Plan(ACTION_REFUSE, reason=str(exc), sidecarset=name)
-
-
-def _wait_for_phase(pod, sidecarset):
-    phase, reason = pod_sidecar_phase(pod, sidecarset)
-    return Plan(ACTION_WAIT, reason="%s: %s" % (phase, reason) if reason else phase, sidecarset=sidecarset_name(sidecarset))
-
-
-def _next_step(pod, sidecarset, version, now):
-    updated = is_pod_updated(pod, sidecarset)
-    if in_flight_hot_sidecars(pod, sidecarset):
-        if not reset_blocker(pod, sidecarset):
-            return plan_reset(pod, sidecarset, now)
-        if not updated:
-            plan = _plan_upgrade(pod, sidecarset, version, now)
-            if plan.action != ACTION_NONE:
-                return plan
-        return _wait_for_phase(pod, sidecarset)
-    for empty in empty_slots(pod, sidecarset):
-        if not is_pod_state_consistent(pod, sidecarset, [empty]):
-            return _wait_for_phase(pod, sidecarset)
-    if not updated:
-        return _plan_upgrade(pod, sidecarset, version, now)
-    if is_pod_state_consistent(pod, sidecarset) and is_pod_ready(pod, sidecarset):
-        return Plan(ACTION_NONE, reason="done", sidecarset=sidecarset_name(sidecarset))
-    return _wait_for_phase(pod, sidecarset)
+    return draft.plan(ACTION_ROLLBACK, "rolled back %s to the empty image" % ", ".join(draft.changed), now)

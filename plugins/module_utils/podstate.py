@@ -47,10 +47,17 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     version_key,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import EMPTY_VERSION
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
+    empty_image,
+    get_hash,
+    get_hash_without_image,
+    hot_sidecars,
+    is_hot_upgrade,
+    sidecar_containers,
+    sidecarset_name,
+)
 
-HOT_UPGRADE = "HotUpgrade"
-COLD_UPGRADE = "ColdUpgrade"
-EMPTY_VERSION = "0"
 
 # Our own annotation (not Kruise's): {"<pod container>": <restartCount when we changed its image>}
 RESTART_BASELINE = "sidecarset.meshops.io/restart-baseline"
@@ -72,15 +79,6 @@ FAILED_WAITING_REASONS = (
 # as ``state.waiting.reason`` (seen on kubelet v1.36 + containerd, docs/real-nodes.md): they count whatever
 # image the status names.
 PULL_FAILURE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
-
-PHASE_IDLE = "idle"
-PHASE_UPGRADING = "upgrading"
-PHASE_MIGRATING = "migrating"
-PHASE_RESETTING = "resetting"
-PHASE_DONE = "done"
-PHASE_FAILED = "failed"
-PHASE_NOT_UPGRADABLE = "not-upgradable"
-PHASE_ROLLED_BACK = "rolled-back"
 
 _QUOTED_RE = re.compile(r'"([^"\s]+)"')
 _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
@@ -122,51 +120,11 @@ def container_status(pod, name):
     return None
 
 
-def sidecarset_name(sidecarset):
-    """Return ``metadata.name`` of the SidecarSet."""
-    return (sidecarset.get("metadata") or {}).get("name") or ""
-
-
-def sidecarset_hash(sidecarset):
-    """Return the SidecarSet's ``kruise.io/sidecarset-hash`` annotation."""
-    return ((sidecarset.get("metadata") or {}).get("annotations") or {}).get(SIDECARSET_HASH)
-
-
-def sidecarset_hash_without_image(sidecarset):
-    """Return the SidecarSet's ``kruise.io/sidecarset-hash-without-image`` annotation."""
-    return ((sidecarset.get("metadata") or {}).get("annotations") or {}).get(SIDECARSET_HASH_WITHOUT_IMAGE)
-
-
-def sidecar_containers(sidecarset):
-    """Return ``spec.containers`` of the SidecarSet, in spec order."""
-    return (sidecarset.get("spec") or {}).get("containers") or []
-
-
-def update_strategy(sidecarset):
-    """Return ``spec.updateStrategy`` (never ``None``)."""
-    return (sidecarset.get("spec") or {}).get("updateStrategy") or {}
-
-
-def is_hot_sidecar(sidecar):
-    """True when the SidecarSet container uses ``upgradeStrategy.upgradeType: HotUpgrade``."""
-    return (sidecar.get("upgradeStrategy") or {}).get("upgradeType") == HOT_UPGRADE
-
-
-def empty_image(sidecar):
-    """Return ``upgradeStrategy.hotUpgradeEmptyImage`` of a SidecarSet container (``None`` if unset)."""
-    return (sidecar.get("upgradeStrategy") or {}).get("hotUpgradeEmptyImage")
-
-
-def hot_sidecars(sidecarset):
-    """Return the HotUpgrade containers of the SidecarSet, in spec order."""
-    return [sidecar for sidecar in sidecar_containers(sidecarset) if is_hot_sidecar(sidecar)]
-
-
 def sidecar_pod_container_names(sidecarset):
     """Return the pod container names of the SidecarSet (``N``, or ``N-1`` and ``N-2``), in spec order."""
     names = []
     for sidecar in sidecar_containers(sidecarset):
-        if is_hot_sidecar(sidecar):
+        if is_hot_upgrade(sidecar):
             names.extend(hot_upgrade_names(sidecar["name"]))
         else:
             names.append(sidecar["name"])
@@ -189,20 +147,10 @@ def working_and_empty(pod, sidecar_name):
     return second, first
 
 
-def empty_slots(pod, sidecarset):
-    """Return the ``E`` container name of every hot sidecar, in spec order."""
-    return [working_and_empty(pod, sidecar["name"])[1] for sidecar in hot_sidecars(sidecarset)]
-
-
 def is_in_hot_upgrade(pod, sidecar):
     """True when ``E`` of this hot sidecar is not on the empty image (``isPodSidecarInHotUpgrading``)."""
     empty = working_and_empty(pod, sidecar["name"])[1]
     return container_image(pod, empty) != empty_image(sidecar)
-
-
-def in_flight_hot_sidecars(pod, sidecarset):
-    """Return the hot sidecars whose empty slot still holds a real image (an upgrade awaiting its reset)."""
-    return [sidecar for sidecar in hot_sidecars(sidecarset) if is_in_hot_upgrade(pod, sidecar)]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -314,11 +262,6 @@ def is_container_ready(pod, name):
     return bool(status and status.get("ready"))
 
 
-def is_container_consistent_and_ready(pod, sidecarset, name):
-    """Readiness in the sense of ``findContainerToHotUpgrade`` rule 2: Ready and consistent on its own."""
-    return is_container_ready(pod, name) and is_pod_state_consistent(pod, sidecarset, [name])
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Pod level predicates
 # ---------------------------------------------------------------------------------------------------------
@@ -369,7 +312,7 @@ def is_pod_updated(pod, sidecarset):
         recorded = pod_hash(pod_annotations(pod), sidecarset_name(sidecarset))
     except AnnotationError:
         return False
-    return recorded is not None and recorded == sidecarset_hash(sidecarset)
+    return recorded is not None and recorded == get_hash(sidecarset)
 
 
 def is_pod_injected(pod, sidecarset):
@@ -389,7 +332,7 @@ def consistency_with_sidecarset_problem(pod, sidecarset):
         return str(exc)
     for sidecar in sidecar_containers(sidecarset):
         name = sidecar["name"]
-        if not is_hot_sidecar(sidecar):
+        if not is_hot_upgrade(sidecar):
             if pod_container(pod, name) is None:
                 return "container %s is missing from the pod" % name
             continue
@@ -457,7 +400,7 @@ def not_upgradable_reason(pod, sidecarset):
     if problem:
         return problem
     recorded = _pod_hash_without_image(pod, sidecarset)
-    wanted = sidecarset_hash_without_image(sidecarset)
+    wanted = get_hash_without_image(sidecarset)
     if recorded != wanted:
         return "hash-without-image differs (pod %s, SidecarSet %s): a non-image field changed" % (recorded, wanted)
     return empty_image_problem(pod, sidecarset)
@@ -600,75 +543,3 @@ def rollback_pending(pod, sidecarset, replaced=None):
         if not is_container_ready(pod, working):
             return "%s: waiting for the serving sidecar to be ready" % working
     return ""
-
-
-def _is_started_and_ready(pod, name):
-    status = container_status(pod, name)
-    return bool(status and status.get("ready") and status.get("started", True))
-
-
-def _hot_phase(pod, sidecarset):
-    """Phase of the in-flight hot sidecars, or ``None`` when nothing hot is in flight or resetting."""
-    in_flight = in_flight_hot_sidecars(pod, sidecarset)
-    for sidecar in in_flight:
-        working = working_and_empty(pod, sidecar["name"])[0]
-        failure = container_failure(pod, working)
-        if failure:
-            return PHASE_FAILED, failure
-    for sidecar in in_flight:
-        working = working_and_empty(pod, sidecar["name"])[0]
-        if not is_pod_state_consistent(pod, sidecarset, [working]):
-            return PHASE_UPGRADING, "%s: waiting for kubelet to run %s" % (working, container_image(pod, working))
-    for sidecar in in_flight:
-        working = working_and_empty(pod, sidecar["name"])[0]
-        if not _is_started_and_ready(pod, working):
-            return PHASE_MIGRATING, "%s runs the new image; waiting for postStart and readiness" % working
-    if in_flight:
-        names = ", ".join(working_and_empty(pod, s["name"])[1] for s in in_flight)
-        return PHASE_MIGRATING, "new containers are ready; %s awaiting reset to the empty image" % names
-    for empty in empty_slots(pod, sidecarset):
-        if not is_pod_state_consistent(pod, sidecarset, [empty]):
-            failure = container_failure(pod, empty)
-            if failure:
-                return PHASE_FAILED, failure
-            return PHASE_RESETTING, "%s: waiting for kubelet to run the empty image" % empty
-    return None
-
-
-def pod_sidecar_phase(pod, sidecarset):
-    """Return ``(phase, reason)`` of this pod for this SidecarSet; first matching rule wins:
-
-    1. ``not-upgradable``: ``not_upgradable_reason`` (not injected/matching, missing pair, hash-without-image
-       differs, empty image changed, version annotations missing);
-    2. ``failed``: a working twin ``W`` (new or not), an empty slot being reset, or a cold sidecar fails per
-       ``container_failure``;
-    3. ``upgrading``: a hot ``E`` still holds a real image (standby written) and ``W`` is not yet consistent,
-       or a cold sidecar is not yet consistent (whatever the hash says);
-    4. ``migrating``: ``W`` runs the new image but is not started/ready (postStart in progress), or it is ready
-       and only the reset is missing;
-    5. ``resetting``: every ``E`` is on the empty image in the spec but kubelet has not applied it yet;
-    6. ``idle``: not updated and nothing in flight;
-    7. ``done``: updated, consistent and ``is_pod_ready``;
-    8. otherwise (updated, consistent, but a sidecar or the pod is not ready): ``migrating``.
-    """
-    reason = not_upgradable_reason(pod, sidecarset)
-    if reason:
-        return PHASE_NOT_UPGRADABLE, reason
-    for sidecar in sidecar_containers(sidecarset):
-        live = working_and_empty(pod, sidecar["name"])[0] if is_hot_sidecar(sidecar) else sidecar["name"]
-        failure = container_failure(pod, live)
-        if failure:
-            return PHASE_FAILED, failure
-    hot = _hot_phase(pod, sidecarset)
-    if hot:
-        return hot
-    if not is_pod_state_consistent(pod, sidecarset):
-        return PHASE_UPGRADING, "waiting for kubelet to apply the new sidecar images"
-    if not is_pod_updated(pod, sidecarset):
-        return PHASE_IDLE, "not updated to the SidecarSet hash"
-    if is_pod_ready(pod, sidecarset):
-        return PHASE_DONE, ""
-    for name in sidecar_pod_container_names(sidecarset):
-        if name not in empty_slots(pod, sidecarset) and not _is_started_and_ready(pod, name):
-            return PHASE_MIGRATING, "container %s is not started/ready" % name
-    return PHASE_MIGRATING, "pod is not Running and Ready"

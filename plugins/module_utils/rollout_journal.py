@@ -29,6 +29,13 @@ import json
 import os
 import tempfile
 
+from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import (
+    PHASE_DONE,
+    PHASE_FAILED,
+    PHASE_MISSING,
+    PHASE_NOT_UPGRADABLE,
+    PHASE_ROLLED_BACK,
+)
 from ansible_collections.meshops.sidecarset.plugins.module_utils.window import over_fail_limit
 
 GATE_FAILED_REASON = "health check failed; not reset (the new sidecar serves, the old one is idle)"
@@ -64,7 +71,7 @@ def batch_records(upgraded, resets=None, gate_failed=None, cluster="default", ba
                 timings=timings,
             )
         elif pod.get("name") in gate_failed:
-            record.update(phase="failed", failed=True, reason=GATE_FAILED_REASON)
+            record.update(phase=PHASE_FAILED, failed=True, reason=GATE_FAILED_REASON)
         out.append(record)
     return out
 
@@ -153,10 +160,10 @@ def rollout_summary(plans, batches, pods, stopped, failed, seconds):
         "clusters": [p.get("cluster") for p in plans],
         "matched": sum(int(p.get("matched") or 0) for p in plans),
         "batches": len(batches),
-        "upgraded": sum(1 for p in pods if p.get("changed") and p.get("phase") == "done"),
-        "unchanged": sum(1 for p in pods if not p.get("changed") and p.get("phase") == "done"),
+        "upgraded": sum(1 for p in pods if p.get("changed") and p.get("phase") == PHASE_DONE),
+        "unchanged": sum(1 for p in pods if not p.get("changed") and p.get("phase") == PHASE_DONE),
         "failed_pods": [p.get("pod") for p in pods if p.get("failed")],
-        "rolled_back": sum(1 for p in pods if p.get("phase") == "rolled-back"),
+        "rolled_back": sum(1 for p in pods if p.get("phase") == PHASE_ROLLED_BACK),
         "partitioned": sum(int(p.get("partitioned") or 0) for p in plans),
         "not_upgradable": sum(int(p.get("not_upgradable") or 0) for p in plans),
         "phases": _phase_counts(pods),
@@ -188,17 +195,17 @@ def host_outcomes(targets, plans, pods, stopped=""):
                 outcome = {"phase": record.get("phase"), "reason": record.get("reason") or "",
                            "changed": bool(record.get("changed")), "failed": bool(record.get("failed"))}
             elif key in missing:
-                outcome = {"phase": "missing", "reason": "not found among the pods the SidecarSet selects (deleted since the inventory was read?)"}
+                outcome = {"phase": PHASE_MISSING, "reason": "not found among the pods the SidecarSet selects (deleted since the inventory was read?)"}
             elif key in partitioned:
                 outcome = {"phase": "partitioned", "reason": "kept on the old sidecar by partition"}
             elif key in blocked:
-                outcome = {"phase": "not-upgradable", "reason": blocked[key]}
+                outcome = {"phase": PHASE_NOT_UPGRADABLE, "reason": blocked[key]}
             elif not plan:
                 outcome = {"phase": "not-reached", "reason": "cluster not rolled out: the rollout stopped (%s)" % stopped}
             elif stopped:
                 outcome = {"phase": "not-reached", "reason": "not upgraded: the rollout stopped (%s)" % stopped}
             else:
-                outcome = {"phase": "done", "reason": "already on the current SidecarSet"}
+                outcome = {"phase": PHASE_DONE, "reason": "already on the current SidecarSet"}
             outcome.setdefault("changed", False)
             outcome.setdefault("failed", False)
             outcome["msg"] = "%s/%s/%s: %s%s" % (cluster, key[0], key[1], outcome["phase"],

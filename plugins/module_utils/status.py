@@ -1,13 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""SidecarSet status counters (reference section 1.7) and a per-pod report. Pure functions.
+"""SidecarSet status counters (Kruise ``sidecarset_processor.go:calculateStatus``) and a per-pod report. Pure functions.
 
 ``template_drift(workloads, pods, sidecarset)`` finds the workloads whose pod template was injected with an
 older revision of the SidecarSet (so every pod they create, on a scale-up, an eviction or a node failure, starts
 on the old sidecar: we have no webhook to correct it as Kruise has) and the pods created that way.
 
-``compute_status`` counts over the matching pods (3.3) only: ``updatedPods`` compares the pod hash with the
+``compute_status`` counts over the matching pods (``sidecarset_processor.go:getMatchingPods``) only: ``updatedPods`` compares the pod hash with the
 SidecarSet hash; ``readyPods`` needs ``is_pod_state_consistent`` (all sidecar containers) and ``is_pod_ready``.
 """
 
@@ -22,22 +22,29 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     version_alt_key,
     version_key,
 )
+from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import assess
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import kind_info
-from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import get_hash, sidecarset_name
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import (
     container_image,
-    is_hot_sidecar,
     is_pod_matching,
     is_pod_ready,
     is_pod_state_consistent,
     is_pod_updated,
     pod_annotations,
-    pod_sidecar_phase,
-    sidecar_containers,
     working_and_empty,
 )
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
+    get_hash,
+    is_hot_upgrade,
+    sidecar_containers,
+    sidecarset_name,
+)
 
+# The per-twin version keys of a report. ``version_alt`` is the spelling sidecar_upgrade used before 1.x: kept as
+# an alias of ``versionalt`` for one release (changelogs/fragments), then removed.
+VERSION_KEYS = ("version", "versionalt")
+VERSION_ALT_ALIAS = "version_alt"
 
 def _is_ready(pod, sidecarset):
     return is_pod_state_consistent(pod, sidecarset) and is_pod_ready(pod, sidecarset)
@@ -56,55 +63,65 @@ def compute_status(pods, sidecarset):
     }
 
 
-def pod_report(pod, sidecarset):
-    """Describe one pod for this SidecarSet.
+def sidecar_snapshot(pod, sidecarset, alias=False):
+    """The sidecars of the SidecarSet on ``pod``: ``{"working", "empty", "images", "versions"}``.
 
-    Returns ``{"name", "namespace", "node", "phase", "reason", "updated", "ready", "working", "empty", "images",
-    "versions"}``: ``working``/``empty`` map each hot sidecar ``N`` to its ``W``/``E`` twin; ``images`` maps every
-    sidecar pod container (twins and cold containers) to its spec image; ``versions`` maps each twin to
-    ``{"version", "versionalt"}`` (``None`` when the annotation is missing).
+    ``working``/``empty`` map each hot sidecar ``N`` to its ``W``/``E`` twin (``podstate.working_and_empty``); ``images`` maps every sidecar pod container
+    (twins and cold containers) to its spec image; ``versions`` maps each twin to ``{"version", "versionalt"}``
+    (``None`` when the annotation is missing), plus ``version_alt`` (the same value) with ``alias``.
     """
-    metadata = pod.get("metadata") or {}
     annotations = pod_annotations(pod)
-    phase, reason = pod_sidecar_phase(pod, sidecarset)
+    snapshot = {"working": {}, "empty": {}, "images": {}, "versions": {}}
+    for sidecar in sidecar_containers(sidecarset):
+        name = sidecar["name"]
+        if not is_hot_upgrade(sidecar):
+            snapshot["images"][name] = container_image(pod, name)
+            continue
+        snapshot["working"][name], snapshot["empty"][name] = working_and_empty(pod, name)
+        for twin in hot_upgrade_names(name):
+            snapshot["images"][twin] = container_image(pod, twin)
+            values = dict(zip(VERSION_KEYS, (annotations.get(version_key(twin)), annotations.get(version_alt_key(twin)))))
+            if alias:
+                values[VERSION_ALT_ALIAS] = values["versionalt"]
+            snapshot["versions"][twin] = values
+    return snapshot
+
+
+def pod_report(pod, sidecarset):
+    """Describe one pod for this SidecarSet: ``{"name", "namespace", "node", "phase", "reason", "updated",
+    "ready", "working", "empty", "images", "versions"}`` (``sidecar_snapshot`` for the last four). ``phase``,
+    ``reason``, ``updated`` and ``ready`` (consistent and ``IsPodReady``) come from the pod's assessment."""
+    metadata = pod.get("metadata") or {}
+    assessment = assess(pod, sidecarset)
     report = {
         "name": metadata.get("name"),
         "namespace": metadata.get("namespace"),
         "node": (pod.get("spec") or {}).get("nodeName"),
-        "phase": phase,
-        "reason": reason,
-        "updated": is_pod_updated(pod, sidecarset),
-        "ready": _is_ready(pod, sidecarset),
-        "working": {},
-        "empty": {},
-        "images": {},
-        "versions": {},
+        "phase": assessment.phase,
+        "reason": assessment.reason,
+        "updated": assessment.updated,
+        "ready": assessment.consistent and assessment.ready,
     }
-    for sidecar in sidecar_containers(sidecarset):
-        name = sidecar["name"]
-        if not is_hot_sidecar(sidecar):
-            report["images"][name] = container_image(pod, name)
-            continue
-        report["working"][name], report["empty"][name] = working_and_empty(pod, name)
-        for twin in hot_upgrade_names(name):
-            report["images"][twin] = container_image(pod, twin)
-            report["versions"][twin] = {"version": annotations.get(version_key(twin)), "versionalt": annotations.get(version_alt_key(twin))}
+    report.update(sidecar_snapshot(pod, sidecarset))
     return report
+
+
+def controller_of(pod):
+    """The pod's controlling owner reference as ``{"kind", "name"}`` (the first owner when none is marked
+    controller; ``{}`` for a bare pod)."""
+    refs = (pod.get("metadata") or {}).get("ownerReferences") or []
+    ref = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
+    return {"kind": ref.get("kind"), "name": ref.get("name") or ""} if ref else {}
 
 
 def workload_of(pod):
     """``{"kind", "name"}`` of the workload that owns the pod's template; a ReplicaSet ``<deploy>-<pod-template-hash>``
     is its Deployment. Empty for a bare pod."""
-    meta = pod.get("metadata") or {}
-    refs = meta.get("ownerReferences") or []
-    ref = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
-    if not ref:
-        return {}
-    kind, name = ref.get("kind"), ref.get("name") or ""
-    template_hash = (meta.get("labels") or {}).get("pod-template-hash")
-    if kind == "ReplicaSet" and template_hash and name.endswith("-" + template_hash):
-        return {"kind": "Deployment", "name": name[: -len(template_hash) - 1]}
-    return {"kind": kind, "name": name}
+    owner = controller_of(pod)
+    template_hash = ((pod.get("metadata") or {}).get("labels") or {}).get("pod-template-hash")
+    if owner.get("kind") == "ReplicaSet" and template_hash and owner["name"].endswith("-" + template_hash):
+        return {"kind": "Deployment", "name": owner["name"][: -len(template_hash) - 1]}
+    return owner
 
 
 def _recorded_hash(annotations, name):

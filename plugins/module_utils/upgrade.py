@@ -25,71 +25,47 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import (
-    read_working,
-    version_alt_key,
-    version_key,
-)
 from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import (
+    ACTION_FAIL,
     ACTION_NONE,
     ACTION_REFUSE,
     ACTION_RESET,
     ACTION_ROLLBACK,
     ACTION_UPGRADE,
     ACTION_WAIT,
-    existing_versions,
     plan_next,
     plan_patch_body,
     plan_rollback,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError, read_modify_write
-from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import (
+from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import (
+    PHASE_DONE,
     PHASE_FAILED,
+    PHASE_MIGRATED,
+    PHASE_MISSING,
+    PHASE_NOT_UPGRADABLE,
+    PHASE_PLANNED,
     PHASE_ROLLED_BACK,
-    container_image,
-    hot_sidecars,
-    pod_annotations,
     pod_sidecar_phase,
+)
+from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import (
+    pod_annotations,
     replaced_instances,
     rollback_pending,
-    sidecar_containers,
 )
+from ansible_collections.meshops.sidecarset.plugins.module_utils.status import sidecar_snapshot as status_snapshot
+from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import next_version as batch_version, utcnow
 
 PHASES = ("upgrade", "reset", "all")
 
 
-def utcnow():
-    """Current UTC time (naive), the form the planners format."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
-
 def sidecar_snapshot(pod, sidecarset):
-    """Working slots, images and versions of the SidecarSet's sidecars on ``pod`` (for reports)."""
-    annotations = pod_annotations(pod)
-    working = read_working(annotations)
-    slots = {}
-    images = {}
-    versions = {}
-    for sidecar in sidecar_containers(sidecarset):
-        name = sidecar["name"]
-        if sidecar in hot_sidecars(sidecarset):
-            slots[name] = working.get(name)
-            for twin in (name + "-1", name + "-2"):
-                images[twin] = container_image(pod, twin)
-                versions[twin] = {"version": annotations.get(version_key(twin)), "version_alt": annotations.get(version_alt_key(twin))}
-        else:
-            images[name] = container_image(pod, name)
-    return {"working": slots, "images": images, "versions": versions}
-
-
-def batch_version(pods, floor=None):
-    """One version for the whole batch: greater than every version found on any of the pods."""
-    highest = max([v for pod in pods for v in existing_versions(pod)] + [1, int(floor or 0)])
-    return highest + 1
+    """Working slots, images and versions of the SidecarSet's sidecars on ``pod`` (``status.sidecar_snapshot``, with
+    the ``version_alt`` alias of ``versionalt`` for one release)."""
+    return status_snapshot(pod, sidecarset, alias=True)
 
 
 class PodProgress:
@@ -202,10 +178,10 @@ class BatchUpgrade:
         action = plan.action
         now = self.clock()
         if action == ACTION_REFUSE:
-            state.finish("not-upgradable", plan.reason, failed=True)
+            state.finish(PHASE_NOT_UPGRADABLE, plan.reason, failed=True)
         elif action == ACTION_NONE:
             state.mark("done", now)
-            state.finish("done", plan.reason if plan.reason != "done" else "")
+            state.finish(PHASE_DONE, plan.reason if plan.reason != "done" else "")
         elif action == ACTION_UPGRADE:
             if self.phase == "reset":
                 state.finish(pod_sidecar_phase(pod, self.sidecarset)[0], "not upgraded: phase=reset only resets pods whose migration finished")
@@ -214,18 +190,18 @@ class BatchUpgrade:
         elif action == ACTION_RESET:
             state.mark("migrated", now)
             if self.phase == "upgrade":
-                state.finish("migrated", "new sidecar serving; reset not requested (phase=upgrade)")
+                state.finish(PHASE_MIGRATED, "new sidecar serving; reset not requested (phase=upgrade)")
             else:
                 return action
         elif action == ACTION_ROLLBACK:
             return action
+        elif action == ACTION_FAIL:
+            state.phase = plan.phase
+            return self._fail(state, pod, plan.reason)
         elif action == ACTION_WAIT:
-            phase, reason = pod_sidecar_phase(pod, self.sidecarset)
-            state.phase = phase
-            if phase == PHASE_FAILED:
-                return self._fail(state, pod, reason)
+            state.phase = plan.phase
             if not self.wait and state.writes:
-                state.finish(phase, "not waiting (wait=false)")
+                state.finish(plan.phase, "not waiting (wait=false)")
         return None
 
     def _fail(self, state, pod, reason):
@@ -273,7 +249,7 @@ class BatchUpgrade:
         if new_pod is not None and not self.check_mode:
             self.watch.update(new_pod)
         if self.check_mode:
-            state.finish("planned", "check mode: would %s" % action)
+            state.finish(PHASE_PLANNED, "check mode: would %s" % action)
 
     # -- loop ----------------------------------------------------------------------------------
     def run(self):
@@ -284,7 +260,7 @@ class BatchUpgrade:
             pod = self.watch.snapshot(name)
             if pod is None:
                 state = PodProgress({"metadata": {"name": name, "namespace": self.watch.namespace}}, self.sidecarset, start)
-                state.finish("missing", "pod not found in namespace %s" % self.watch.namespace, failed=True)
+                state.finish(PHASE_MISSING, "pod not found in namespace %s" % self.watch.namespace, failed=True)
             else:
                 state = PodProgress(pod, self.sidecarset, start)
             self.progress[name] = state
@@ -344,7 +320,7 @@ class BatchUpgrade:
                         continue  # nothing changed on this pod since the last decision
                     pod = self.watch.snapshot(state.name)
                     if pod is None:
-                        state.finish("missing", "pod disappeared", failed=True)
+                        state.finish(PHASE_MISSING, "pod disappeared", failed=True)
                         continue
                     state.evaluated, state.recheck = pod["metadata"].get("resourceVersion"), False
                     action = self._decide(state, pod)

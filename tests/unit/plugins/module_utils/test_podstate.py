@@ -12,6 +12,7 @@ import json
 import pytest
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils import podstate as ps
+from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import pod_sidecar_phase
 from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory as pf
 
 DIGEST = "sha256:" + "a" * 64
@@ -141,17 +142,17 @@ def test_empty_image_problem():
 
 def test_phases_idle_done_not_upgradable():
     sset = pf.sidecarset()
-    assert ps.pod_sidecar_phase(pf.pod(), sset) == ("done", "")
-    assert ps.pod_sidecar_phase(pf.pod(), pf.with_images(sset, "hash-2"))[0] == "idle"
-    assert ps.pod_sidecar_phase(pf.pod(sets=[]), sset) == ("not-upgradable", "pod is not injected by SidecarSet mesh-set")
+    assert pod_sidecar_phase(pf.pod(), sset) == ("done", "")
+    assert pod_sidecar_phase(pf.pod(), pf.with_images(sset, "hash-2"))[0] == "idle"
+    assert pod_sidecar_phase(pf.pod(sets=[]), sset) == ("not-upgradable", "pod is not injected by SidecarSet mesh-set")
     not_ready = pf.set_status(pf.pod(), "app", ready=False)
-    assert ps.pod_sidecar_phase(not_ready, sset) == ("migrating", "pod is not Running and Ready")
+    assert pod_sidecar_phase(not_ready, sset) == ("migrating", "pod is not Running and Ready")
 
 
 def test_failed_waiting_reason_on_cold_sidecar():
     sset = pf.sidecarset(containers=[pf.cold("log", "l:1")])
     pod = pf.fail_pull(pf.pod(sets=[sset]), "log", "ErrImagePull")
-    assert ps.pod_sidecar_phase(pod, sset) == ("failed", "container log is ErrImagePull")
+    assert pod_sidecar_phase(pod, sset) == ("failed", "container log is ErrImagePull")
 
 
 def test_restart_baseline_roundtrip():
@@ -165,11 +166,11 @@ def test_failed_working_twin_after_reset_and_cold_in_flight_when_not_updated(now
     from ansible_collections.meshops.sidecarset.plugins.module_utils import hotupgrade as hu
     sset = pf.sidecarset()
     crashing = pf.fail_pull(pf.pod(), "mesh-1", "CrashLoopBackOff")
-    assert ps.pod_sidecar_phase(crashing, sset) == ("failed", "container mesh-1 is CrashLoopBackOff")
+    assert pod_sidecar_phase(crashing, sset) == ("failed", "container mesh-1 is CrashLoopBackOff")
     base = pf.sidecarset(containers=[pf.cold("log", "l:1")])
     second = pf.with_images(base, "hash-2", log="l:2")
     third = pf.with_images(base, "hash-3", log="l:3")
     pod = pf.pod(sets=[base])
     pod = hu.apply_plan(pod, hu.plan_cold_upgrade(pod, second, now))
-    assert ps.pod_sidecar_phase(pod, third)[0] == "upgrading"
-    assert ps.pod_sidecar_phase(pf.kubelet(pod), third)[0] == "idle"
+    assert pod_sidecar_phase(pod, third)[0] == "upgrading"
+    assert pod_sidecar_phase(pf.kubelet(pod), third)[0] == "idle"

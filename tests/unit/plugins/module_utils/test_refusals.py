@@ -10,9 +10,9 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils import annotations as ann
+from ansible_collections.meshops.sidecarset.plugins.module_utils import assessment
 from ansible_collections.meshops.sidecarset.plugins.module_utils import batch
 from ansible_collections.meshops.sidecarset.plugins.module_utils import hotupgrade as hu
-from ansible_collections.meshops.sidecarset.plugins.module_utils import podstate
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import (
     AnnotationError,
     ManifestError,
@@ -51,7 +51,7 @@ def test_malformed_annotation_refuses_the_pod(now):
     for plan in (hu.plan_next(pod, SS2, None, now), hu.plan_hot_upgrade(pod, SS2, 4711, now), hu.plan_reset(pod, SS2, now)):
         assert plan.action == hu.ACTION_REFUSE
         assert "is not valid JSON" in plan.reason
-    assert podstate.pod_sidecar_phase(pod, SS2)[0] == podstate.PHASE_NOT_UPGRADABLE
+    assert assessment.pod_sidecar_phase(pod, SS2)[0] == assessment.PHASE_NOT_UPGRADABLE
 
 
 def test_malformed_hash_annotation_refuses_the_upgrade(now):
@@ -88,8 +88,9 @@ def test_a_bug_in_planning_is_not_a_refusal(monkeypatch, now, error):
 
 
 def test_a_bad_now_is_a_caller_error_not_a_refusal():
-    with pytest.raises(ValueError, match="now must be a datetime"):
-        hu.plan_hot_upgrade(pf.pod(), SS2, 4711, None)
+    with pytest.raises(ParameterError, match="now must be a datetime"):
+        hu.plan_hot_upgrade(pf.pod(), SS2, 4711, [])
+    assert hu.plan_hot_upgrade(pf.pod(), SS2, 4711, None).action == hu.ACTION_UPGRADE   # None: the current time
 
 
 def test_invalid_version_is_a_parameter_error(now):
