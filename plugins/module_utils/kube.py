@@ -191,6 +191,22 @@ class KubeClient:
         return self.request("PUT", self.workload_path(kind, namespace, name), query=[("fieldValidation", "Strict")],
                             body=obj, verb="update")
 
+    # controllerrevisions (SidecarSet history, revisions.py) ---------------------------------
+    @staticmethod
+    def revision_path(namespace, name=None):
+        path = "/apis/apps/v1/namespaces/%s/controllerrevisions" % quote(namespace, safe="")
+        return path + "/" + quote(name, safe="") if name else path
+
+    def list_controller_revisions(self, namespace, label_selector=None):
+        query = [("labelSelector", label_selector)] if label_selector else []
+        return self.request("GET", self.revision_path(namespace), query=query, verb="list").get("items") or []
+
+    def create_controller_revision(self, namespace, body):
+        return self.request("POST", self.revision_path(namespace), body=body, verb="create")
+
+    def replace_controller_revision(self, namespace, name, body):
+        return self.request("PUT", self.revision_path(namespace, name), body=body, verb="update")
+
     # events ----------------------------------------------------------------------------------
     def create_event(self, pod, reason, message, event_type="Normal", component="meshops-sidecarset"):
         """Record an event on a pod (best effort: errors are swallowed and returned as False)."""

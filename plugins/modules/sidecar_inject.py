@@ -89,6 +89,34 @@ options:
         label is replaced by the name)."
     type: dict
     default: {}
+  revisions:
+    description:
+      - ControllerRevisions of the SidecarSets, for C(spec.injectionStrategy.revision) (see docs/kruise-parity.md),
+        as paths to YAML files or folders (for example the output of
+        C(kubectl get controllerrevisions -n kruise-system -o yaml), a C(List) is understood) or dictionaries.
+      - A SidecarSet that names a revision (C(revisionName), or C(customVersion), the newest revision labelled with
+        it) injects that revision's containers, init containers, volumes, imagePullSecrets and patchPodMetadata,
+        by its C(policy) (C(Always), or C(Partial) with C(updateStrategy.selector) and a percent C(partition)), as
+        Kruise's pod webhook does. A named revision that is neither here nor in O(revision_namespace) fails the
+        task, as it fails the pod's creation with Kruise.
+    type: list
+    elements: raw
+    default: []
+  revision_namespace:
+    description:
+      - Online mode, the namespace that keeps the SidecarSets' ControllerRevisions (Kruise keeps them in its own
+        namespace, normally C(kruise-system)). The revisions labelled C(kruise.io/sidecarset-name=<name>) are read
+        there, in addition to O(revisions).
+    type: str
+  record_revision:
+    description:
+      - Online mode, with O(revision_namespace), register the ControllerRevision of each SidecarSet's current spec
+        there before injecting, as Kruise's controller does (same name, labels, annotations and data, so that Kruise
+        reads them too). An equal newest revision is reused, an equal older one gets the next C(revision) number, else
+        one is created. Its name goes into the pods' C(kruise.io/sidecarset-hash) as C(controllerRevision).
+      - Revisions are never deleted (Kruise trims its history to C(revisionHistoryLimit)).
+    type: bool
+    default: false
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -167,6 +195,22 @@ EXAMPLES = r"""
     sidecarsets: [examples/sidecarsets/mosn.yaml]
     namespace: default
     workloads: [Deployment/test-app]
+
+- name: Keep our revisions of the mesh SidecarSet in the namespace mesh-history while injecting online
+  meshops.sidecarset.sidecar_inject:
+    sidecarsets: [sidecarsets/mesh.yaml]
+    namespace: shop
+    revision_namespace: mesh-history
+    record_revision: true
+
+- name: >-
+    Inject a past revision offline (the SidecarSet has injectionStrategy.revision.revisionName: mesh-7c9d8f6b5),
+    the ControllerRevisions exported with kubectl get controllerrevisions -n mesh-history -o yaml
+  meshops.sidecarset.sidecar_inject:
+    sidecarsets: [sidecarsets/mesh.yaml]
+    revisions: [history/mesh-revisions.yaml]
+    src: manifests/
+    dest: rendered/
 """
 
 RETURN = r"""
@@ -225,6 +269,14 @@ sidecarsets:
   returned: always
   type: dict
   sample: {"mosn": "2v7vv4w4..."}
+revisions:
+  description:
+    - The ControllerRevision of each SidecarSet's current spec, by SidecarSet name, as Kruise's controller names and
+      lays it out (save it to name this spec later in C(injectionStrategy.revision)); C(action) says what
+      O(record_revision) wrote (C(create), C(bump) or C(none); C(computed) when nothing was recorded).
+  returned: always
+  type: dict
+  sample: {"mosn": {"name": "mosn-5b7d9c8f6d", "action": "computed", "revision": {"kind": "ControllerRevision"}}}
 """
 
 import os
@@ -242,6 +294,13 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.offline import 
     read_text,
     render,
     write_atomically,
+)
+from ansible_collections.meshops.sidecarset.plugins.module_utils.revisions import (
+    DEFAULT_NAMESPACE,
+    SIDECARSET_NAME_LABEL,
+    new_revision,
+    plan_record,
+    resolve,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import get_hash, load_sidecarsets, sidecarset_name
 
@@ -270,6 +329,9 @@ def argument_spec():
         workloads=dict(type="list", elements="raw"),
         kinds=dict(type="list", elements="str", choices=list(WORKLOAD_KINDS), default=list(WORKLOAD_KINDS)),
         namespace_labels=dict(type="dict", default={}),
+        revisions=dict(type="list", elements="raw", default=[]),
+        revision_namespace=dict(type="str"),
+        record_revision=dict(type="bool", default=False),
     )
 
 
@@ -286,11 +348,66 @@ def inline_sources(manifests):
     return [("inline", "inline.yaml", text)]
 
 
-def run_online(module, sidecarsets):
+def load_revisions(items):
+    """The ControllerRevisions of the ``revisions`` option: dicts, or YAML files and folders (``List`` expanded)."""
+    out = []
+    for item in items or []:
+        if isinstance(item, dict):
+            docs, source = [item], "revisions"
+        else:
+            docs, source = [], str(item)
+            for path, dummy in collect_sources(source):
+                try:
+                    docs.extend(d for d in yaml.safe_load_all(read_text(path)) if d is not None)
+                except yaml.YAMLError as exc:
+                    raise ManifestError("not YAML: %s" % exc, source=path)
+        for doc in docs:
+            items_ = doc.get("items") if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
+            for revision in items_ or []:
+                if not isinstance(revision, dict) or revision.get("kind", "ControllerRevision") != "ControllerRevision" \
+                        or not (revision.get("metadata") or {}).get("name"):
+                    raise ManifestError("revisions: expected ControllerRevision objects with a metadata.name", source=source)
+                out.append(revision)
+    return out
+
+
+def prepare_revisions(module, sidecarsets, client=None):
+    """Read (and with ``record_revision`` register) the ControllerRevisions, resolve ``injectionStrategy.revision``;
+    return ``(sidecarsets to inject, revisions result)``."""
+    params = module.params
+    revisions = load_revisions(params["revisions"])
+    namespace = params["revision_namespace"]
+    report = {}
+    prepared = []
+    for sidecarset in sidecarsets:
+        name = sidecarset_name(sidecarset)
+        existing = []
+        if client is not None and namespace:
+            existing = client.list_controller_revisions(namespace, label_selector="%s=%s" % (SIDECARSET_NAME_LABEL, name))
+        if client is not None and namespace and params["record_revision"]:
+            action, revision = plan_record(sidecarset, existing, namespace)
+            if action == "create":
+                written = client.create_controller_revision(namespace, revision)
+            elif action == "bump":
+                written = client.replace_controller_revision(namespace, revision["metadata"]["name"], revision)
+            else:
+                written = revision
+            existing = [r for r in existing if r["metadata"]["name"] != revision["metadata"]["name"]] + [written or revision]
+            sidecarset = dict(sidecarset, status=dict(sidecarset.get("status") or {},
+                                                      latestRevision=revision["metadata"]["name"]))
+        else:
+            action, revision = "computed", new_revision(sidecarset, namespace or DEFAULT_NAMESPACE, 1)
+        report[name] = {"name": revision["metadata"]["name"], "action": action, "revision": revision}
+        prepared.append(resolve(sidecarset, revisions + existing))
+    return prepared, report
+
+
+def run_online(module, sidecarsets, client=None):
     """Inject into live workloads; see DOCUMENTATION."""
     params = module.params
-    module.requires("kubernetes")
-    client = client_from_module(module)
+    if client is None:
+        module.requires("kubernetes")
+        client = client_from_module(module)
     try:
         refs = [parse_workload_ref(ref) for ref in params["workloads"] or []]
     except ValueError as exc:  # a bad workloads option: one message, not a traceback
@@ -335,7 +452,15 @@ def run(module):
     if not params["src"] and params["manifests"] is None:
         if params["dest"]:
             raise ManifestError("dest needs src or manifests (offline mode)", source=params["dest"])
-        return run_online(module, sidecarsets)
+        module.requires("kubernetes")
+        client = client_from_module(module)
+        sidecarsets, revisions = prepare_revisions(module, sidecarsets, client)
+        result = run_online(module, sidecarsets, client)
+        result["revisions"] = revisions
+        return result
+    if params["revision_namespace"] or params["record_revision"]:
+        raise ParameterError("revision_namespace and record_revision are online options (give revisions offline)")
+    sidecarsets, revisions = prepare_revisions(module, sidecarsets)
     if params["src"]:
         files = collect_sources(params["src"])
         sources = [(path, rel, read_text(path)) for path, rel in files]
@@ -346,6 +471,7 @@ def run(module):
         changed=False,
         results=results,
         sidecarsets={sidecarset_name(ss): get_hash(ss) for ss in sidecarsets},
+        revisions=revisions,
     )
     if params["dest"]:
         src_is_dir = bool(params["src"]) and os.path.isdir(params["src"])

@@ -82,11 +82,14 @@ def test_online_pod_without_a_target_is_refused_and_nothing_written(kube, namesp
     path = tmp_path / "no-target.yaml"
     path.write_text(yaml.safe_dump(raw))
     kube.apps.create_namespaced_deployment(namespace, _app(namespace))
-    before = kube.apps.read_namespaced_deployment("sized-app", namespace).metadata.resource_version
+    before = kube.apps.read_namespaced_deployment("sized-app", namespace).metadata.generation
     result, proc = run_module("sidecar_inject", {"sidecarsets": [str(path)], "namespace": namespace}, env=kube.env)
     assert result.get("failed"), proc.stdout[-3000:]
     assert 'no containers match the regex pattern "^nothing$"' in result["msg"]
-    assert kube.apps.read_namespaced_deployment("sized-app", namespace).metadata.resource_version == before
+    # the Deployment controller writes status (resourceVersion moves); the spec was not written
+    live = kube.apps.read_namespaced_deployment("sized-app", namespace)
+    assert live.metadata.generation == before
+    assert [c.name for c in live.spec.template.spec.containers] == ["web", "worker", "metrics"]
 
 
 pytestmark = pytest.mark.integration
