@@ -197,8 +197,9 @@ def test_a_cut_watch_stream_is_a_kube_error_so_the_watch_resumes():
 
 
 class ScriptedWatchClient:
-    """list_pods answers the next listing; each watch_pods call plays the next script: events, then an exception
-    (a cut stream), or ``"block"`` (a live stream with nothing to say). Records the resourceVersion of every watch."""
+    """list_pods answers the next listing; each watch_pods call plays the next script ``(events, error, live)``: the
+    events, then ``error`` raised (a cut stream) unless ``None``, then, if ``live``, a stream with nothing more to
+    say (else the server ends it). Records the resourceVersion of every watch."""
 
     def __init__(self, listings, scripts):
         self.listings, self.scripts = list(listings), list(scripts)
@@ -210,14 +211,12 @@ class ScriptedWatchClient:
 
     def watch_pods(self, namespace, resource_version, label_selector=None, timeout_seconds=30):
         self.watched.append(resource_version)
-        script = self.scripts.pop(0) if self.scripts else ["block"]
-        for step in script:
-            if step == "block":
-                time.sleep(5)
-                return
-            if isinstance(step, Exception):
-                raise step
-            yield step
+        events, error, live = self.scripts.pop(0) if self.scripts else ([], None, True)
+        yield from events
+        if error is not None:
+            raise error
+        if live:
+            time.sleep(5)
 
 
 def named(name, rv):
@@ -228,9 +227,9 @@ def test_pod_watch_resumes_from_its_last_version_and_relists_on_410():
     client = ScriptedWatchClient(
         listings=[([named("a", "5")], "5"), ([named("a", "9"), named("b", "10")], "10")],
         scripts=[
-            [("MODIFIED", named("a", "7")), KubeError(0, "watch interrupted: connection reset")],  # cut mid-stream
-            [("ERROR", {"kind": "Status", "code": 410, "reason": "Expired"})],                    # compacted
-            [("ADDED", named("c", "11")), "block"],
+            ([("MODIFIED", named("a", "7"))], KubeError(0, "watch interrupted: connection reset"), False),  # cut
+            ([("ERROR", {"kind": "Status", "code": 410, "reason": "Expired"})], None, False),               # compacted
+            ([("ADDED", named("c", "11"))], None, True),
         ])
     watch = PodWatch(client, "ns").start()
     try:
