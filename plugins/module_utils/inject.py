@@ -33,7 +33,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
 import json
 import marshal
 import re
@@ -77,23 +76,11 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset impo
     normalize_sidecarset,
     sidecarset_name,
 )
+from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import format_timestamp
 
 _SUBPATH_ENV_RE = re.compile(r"\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 _FIELD_REF_RE = re.compile(r"^metadata\.(annotations|labels)\['([^']*)'\]$")
 _IS_INJECTED_ENV = {"name": ENV_IS_INJECTED, "value": "true"}
-
-
-def format_timestamp(now=None):
-    """RFC 3339 UTC with seconds (``2021-06-04T05:44:26Z``) of ``now`` (datetime, epoch seconds or string)."""
-    if now is None:
-        now = datetime.datetime.now(datetime.timezone.utc)
-    if isinstance(now, str):
-        return now
-    if isinstance(now, (int, float)):
-        now = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
-    if now.tzinfo is not None:
-        now = now.astimezone(datetime.timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def is_injected_container(container):

@@ -4,7 +4,7 @@
 """The env values of a hot-upgrade pair, now and after the next write (logic of the ``version_pair_env`` filter).
 
 Kruise wires ``SIDECARSET_VERSION`` and ``SIDECARSET_VERSION_ALT`` of each twin from the annotations
-``version.sidecarset.kruise.io/<twin>`` and ``versionalt.sidecarset.kruise.io/<twin>`` (2.4). ``version_pair``
+``version.sidecarset.kruise.io/<twin>`` and ``versionalt.sidecarset.kruise.io/<twin>`` (``pkg/webhook/pod/mutating/sidecarset_hotupgrade.go``). ``version_pair``
 reads them and predicts the values ``hotupgrade.plan_hot_upgrade`` / ``hotupgrade.plan_reset`` write.
 
 From annotations alone the upgrade target is predicted as: the twin whose version is ``"0"`` (it runs the empty
@@ -20,16 +20,15 @@ __metaclass__ = type
 from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import (
     ENV_VERSION,
     ENV_VERSION_ALT,
-    VERSION_ALT_PREFIX,
-    VERSION_PREFIX,
     hot_upgrade_names,
     read_working,
     version_alt_key,
     version_key,
 )
+from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import working_and_empty
+from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import EMPTY_VERSION, highest_version
 
 PHASES = ("current", "after_upgrade", "after_reset")
-EMPTY_VERSION = "0"
 
 
 def _annotations_of(pod_or_annotations):
@@ -40,23 +39,11 @@ def _annotations_of(pod_or_annotations):
     return pod_or_annotations
 
 
-def _highest_version(annotations):
-    highest = 1
-    for key, value in annotations.items():
-        if key.startswith(VERSION_PREFIX) or key.startswith(VERSION_ALT_PREFIX):
-            try:
-                highest = max(highest, int(value))
-            except (TypeError, ValueError):
-                continue
-    return highest
-
-
 def _current(annotations, sidecar_name):
-    first, second = hot_upgrade_names(sidecar_name)
-    working = first if read_working(annotations).get(sidecar_name) == first else second
-    standby = second if working == first else first
+    read_working(annotations)  # a malformed working annotation is an error here (AnnotationError, a ValueError)
+    working, standby = working_and_empty({"metadata": {"annotations": annotations}}, sidecar_name)
     values = {}
-    for twin in (first, second):
+    for twin in hot_upgrade_names(sidecar_name):
         values[twin] = {
             ENV_VERSION: str(annotations.get(version_key(twin), "")),
             ENV_VERSION_ALT: str(annotations.get(version_alt_key(twin), "")),
@@ -85,7 +72,7 @@ def version_pair(pod_or_annotations, sidecar_name, phase="current", new_version=
     annotations = _annotations_of(pod_or_annotations)
     working, standby, values = _current(annotations, sidecar_name)
     if phase == "after_upgrade":
-        highest = _highest_version(annotations)
+        highest = highest_version([annotations])
         version = highest + 1 if new_version is None else new_version
         if isinstance(version, bool) or not isinstance(version, int) or version <= highest:
             raise ValueError("new_version must be an int greater than %d, got %r" % (highest, new_version))

@@ -202,7 +202,9 @@ pods:
       description: Image of each sidecar container (both twins) after the run.
       type: dict
     versions:
-      description: C(version)/C(version_alt) annotation values of each twin after the run.
+      description:
+        - C(version)/C(versionalt) annotation values of each twin after the run (the keys of M(meshops.sidecarset.sidecarset_info)).
+        - C(version_alt) repeats C(versionalt), the spelling of earlier releases; deprecated, it is removed in the next release.
       type: dict
     phase:
       description:

@@ -223,7 +223,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner impor
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import WORKLOAD_KINDS
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podlist import list_sidecarset_pods, plan_rollout, selected_namespaces
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import get_hash, sidecarset_name
-from ansible_collections.meshops.sidecarset.plugins.module_utils.status import compute_status, pod_report, template_drift
+from ansible_collections.meshops.sidecarset.plugins.module_utils.status import compute_status, controller_of, pod_report, template_drift
 
 
 def argument_spec():
@@ -240,13 +240,6 @@ def argument_spec():
     )
 
 
-def owner_of(pod):
-    """The controlling owner reference as ``{"kind", "name"}`` (empty dict for a bare pod)."""
-    refs = (pod.get("metadata") or {}).get("ownerReferences") or []
-    ref = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
-    return {"kind": ref.get("kind"), "name": ref.get("name")} if ref else {}
-
-
 def run(module, client):
     """Read the pods and build the report."""
     params = module.params
@@ -256,7 +249,7 @@ def run(module, client):
     reports = []
     for pod in pods if params["pod_details"] else []:
         report = pod_report(pod, sidecarset)
-        report["owner"] = owner_of(pod)
+        report["owner"] = controller_of(pod)
         report["labels"] = dict(pod["metadata"].get("labels") or {})
         reports.append(report)
     extra = {}

@@ -1,13 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Tests of compute_status (1.7) and pod_report."""
+"""Tests of compute_status (calculateStatus), pod_report, sidecar_snapshot and the owner readers."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils import hotupgrade as hu
+from ansible_collections.meshops.sidecarset.plugins.module_utils import status
 from ansible_collections.meshops.sidecarset.plugins.module_utils.status import compute_status, pod_report
 from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory as pf
 
@@ -70,3 +71,25 @@ def test_template_drift_finds_old_templates_and_the_pods_created_from_them():
     assert [(w["kind"], w["name"]) for w in drift["workloads"]] == [("Deployment", "web")]
     assert drift["pods"] == [{"name": "fresh", "namespace": "default", "workload": "Deployment/web"}]
     assert template_drift(workloads, pods, old) == {"workloads": [], "pods": []}  # templates on the current revision
+
+
+def test_sidecar_snapshot_one_spelling_and_the_alias(now):
+    """``versionalt`` everywhere; sidecar_upgrade adds ``version_alt`` (the old spelling) for one release."""
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.upgrade import sidecar_snapshot as upgrade_snapshot
+    pod = pf.pod()
+    plain = status.sidecar_snapshot(pod, pf.sidecarset())
+    assert plain["versions"]["mesh-1"] == {"version": "1", "versionalt": "0"}
+    assert (plain["working"], plain["empty"]) == ({"mesh": "mesh-1"}, {"mesh": "mesh-2"})
+    aliased = upgrade_snapshot(pod, pf.sidecarset())
+    assert aliased["versions"]["mesh-2"] == {"version": "0", "versionalt": "1", "version_alt": "1"}
+    report = status.pod_report(pod, pf.sidecarset())
+    assert {key: report[key] for key in plain} == plain
+
+
+def test_controller_of_and_workload_of():
+    rs = {"metadata": {"labels": {"pod-template-hash": "5d9f"},
+                       "ownerReferences": [{"kind": "Node", "name": "n"}, {"kind": "ReplicaSet", "name": "web-5d9f", "controller": True}]}}
+    assert status.controller_of(rs) == {"kind": "ReplicaSet", "name": "web-5d9f"}
+    assert status.workload_of(rs) == {"kind": "Deployment", "name": "web"}
+    assert status.controller_of({"metadata": {"ownerReferences": [{"kind": "Job", "name": "j"}]}}) == {"kind": "Job", "name": "j"}
+    assert status.controller_of({"metadata": {}}) == status.workload_of({"metadata": {}}) == {}
