@@ -45,8 +45,11 @@ def kruise():
         if proc.returncode != 0:
             out = proc.stdout + proc.stderr
             if "no 'go' on PATH" in out or "go mod download" in out:
-                pytest.skip("the Kruise reference cannot be built on this machine:\n" + out[-3000:])
-            pytest.fail("tools/kruise/kruise.sh up failed (exit %d):\n%s" % (proc.returncode, out[-6000:]))
+                # never a silent skip: the suite is part of make test (docs/kruise-conformance.md, "CI")
+                pytest.fail("the Kruise reference (kruise-manager %s) cannot be built on this machine: it needs Go >= 1.26 "
+                            "and the Go module proxy (tools/kruise/kruise.sh build):\n%s" % (kruiseref.KRUISE_VERSION, out[-3000:]),
+                            pytrace=False)
+            pytest.fail("tools/kruise/kruise.sh up failed (exit %d):\n%s" % (proc.returncode, out[-6000:]), pytrace=False)
         started = True
         sys.stderr.write("\nkruise.sh up: %.1f s\n" % (time.monotonic() - t0))
     env = dict(re.findall(r"^(?:export )?([A-Z_0-9]+)=\"?([^\"\n]*)\"?$", (CLUSTER_DIR / "kruise.env").read_text(), re.M))

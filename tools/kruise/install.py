@@ -4,6 +4,7 @@ config/ directory (never copied into this repository), and wait for it (tools/kr
     python tools/kruise/install.py apply  --config <module>/config --kubeconfig K
     python tools/kruise/install.py wait   --kubeconfig K --health http://127.0.0.1:18000/readyz --timeout 120
     python tools/kruise/install.py render --config <module>/config      (print what apply would create, as YAML)
+    python tools/kruise/install.py remove --kubeconfig K                 (delete both webhook configurations)
 
 apply creates (or replaces):
   * Namespace kruise-system (the "Kruise namespace": ControllerRevisions of SidecarSets live there);
@@ -14,6 +15,10 @@ apply creates (or replaces):
     config/webhook/manifests.yaml named in WEBHOOKS only, patched with config/webhook/patch_manifests.yaml (the
     ``control-plane DoesNotExist`` namespaceSelector of mpod.kb.io), named with the ``kruise-`` prefix of
     config/default/kustomization.yaml. kruise-manager fills in the caBundle and the URL form (WEBHOOK_HOST).
+
+remove deletes kruise-mutating-webhook-configuration and kruise-validating-webhook-configuration (as an uninstall of
+Kruise does; without them no pod creation needs kruise-manager), and leaves the CRDs and their objects alone
+(docs/kruise-migration.md).
 
 wait polls until kruise-manager is ready: /readyz answers 200 (its webhook-ready check), both webhook configurations
 carry a URL and a caBundle, the sidecarsets CRD converts through the webhook, and a dry-run pod CREATE in
@@ -168,6 +173,28 @@ def ext_wait(ext, name, timeout=30):
     raise SystemExit("install.py: CRD %s not Established after %ss" % (name, timeout))
 
 
+WEBHOOK_CONFIGURATIONS = ("kruise-mutating-webhook-configuration", "kruise-validating-webhook-configuration")
+
+
+def remove(kubeconfig):
+    """Delete both webhook configurations; print what was deleted; return how many were there."""
+    client, api = _clients(kubeconfig)
+    from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel
+
+    adm = client.AdmissionregistrationV1Api(api)
+    found = 0
+    for delete, name in ((adm.delete_mutating_webhook_configuration, WEBHOOK_CONFIGURATIONS[0]),
+                         (adm.delete_validating_webhook_configuration, WEBHOOK_CONFIGURATIONS[1])):
+        try:
+            delete(name)
+            found += 1
+            print("kruise: deleted %s" % name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    return found
+
+
 def _readyz(url):
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (http://127.0.0.1 only)
@@ -222,7 +249,7 @@ def wait(kubeconfig, health, timeout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("action", choices=("apply", "wait", "render"))
+    parser.add_argument("action", choices=("apply", "wait", "render", "remove"))
     parser.add_argument("--config")
     parser.add_argument("--kubeconfig")
     parser.add_argument("--health", default="http://127.0.0.1:18000/readyz")
@@ -232,6 +259,8 @@ def main(argv=None):
         yaml.safe_dump_all(crds(args.config) + webhook_configurations(args.config), sys.stdout, sort_keys=False)
     elif args.action == "apply":
         apply(args.config, args.kubeconfig)
+    elif args.action == "remove":
+        remove(args.kubeconfig)
     else:
         wait(args.kubeconfig, args.health, args.timeout)
     return 0

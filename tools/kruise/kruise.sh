@@ -7,6 +7,8 @@
 #                                   install the CRD and webhook configurations from the module's config/, start kruise-manager
 #                                   and wait until its webhooks answer; writes $KRUISE_CLUSTER_DIR/kruise.env
 #   tools/kruise/kruise.sh down     stop kruise-manager, then that control plane (its etcd goes, so do the webhook configurations)
+#   tools/kruise/kruise.sh remove   Kruise uninstalled, the control plane kept: its webhook configurations deleted, kruise-manager
+#                                   stopped; the CRDs and SidecarSets stay (docs/kruise-migration.md); `up` installs it again
 #   tools/kruise/kruise.sh status   exit 0 when kruise-manager and its control plane run
 #
 # NEVER point it at the shared test cluster: its pod webhook (failurePolicy Fail) fails every pod creation while it is down.
@@ -188,6 +190,17 @@ down() {
   say "down (no kruise-manager, control plane in $CDIR stopped; its etcd, and with it the CRDs and webhook configurations, is gone)"
 }
 
+remove() {  # Kruise uninstalled, its control plane kept: webhook configurations deleted, kruise-manager stopped
+  guard
+  local kubeconfig="$CDIR/kubeconfig"
+  port_open "$APORT" || die "no control plane on port $APORT (tools/kruise/kruise.sh up first)"
+  # the configurations first: with failurePolicy Fail, a pod created between the manager's stop and their deletion fails
+  "$PY" "$HERE/install.py" remove --kubeconfig "$kubeconfig"
+  stop_manager
+  "$PY" "$HERE/install.py" remove --kubeconfig "$kubeconfig"   # in case its webhook controller wrote one back meanwhile
+  say "removed: no kruise-manager, no webhook configurations; the control plane, the CRDs and their objects stay (tools/kruise/kruise.sh up installs it again)"
+}
+
 status() {
   local pid
   pid="$(manager_pid || true)"
@@ -200,6 +213,7 @@ case "${1:-}" in
   build) build ;;
   up) up ;;
   down) down ;;
+  remove) remove ;;
   status) status ;;
-  *) echo "usage: tools/kruise/kruise.sh build|up|down|status" >&2; exit 64 ;;
+  *) echo "usage: tools/kruise/kruise.sh build|up|down|remove|status" >&2; exit 64 ;;
 esac
