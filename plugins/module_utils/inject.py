@@ -615,7 +615,12 @@ def _new_entry(old, compiled, hash_value, timestamp, with_revision):
         "sidecarSetName": compiled.name,
         "sidecarList": list(compiled.sidecar_list),
     }
-    if with_revision and compiled.revision:
+    if with_revision and keep:
+        # same hash: the entry stays as it is, so that starting to record revisions (revision_namespace) does not
+        # rewrite every template injected earlier (and roll its pods) only to add the revision's name
+        if old.get("controllerRevision"):
+            entry["controllerRevision"] = old["controllerRevision"]
+    elif with_revision and compiled.revision:
         entry["controllerRevision"] = compiled.revision
     return entry
 

@@ -160,3 +160,16 @@ def test_choose_follows_get_suitable_revision_sidecar_set(strategy, policy, labe
 def test_no_revision_strategy_injects_the_latest_and_leaves_the_sidecarset_alone():
     current = ss("mesh:v2")
     assert r.resolve(current, []) is current
+
+
+def test_recording_revisions_later_does_not_rewrite_a_current_injection():
+    """A template injected before revisions were recorded keeps its hash entry (no controllerRevision): enabling
+    record_revision must not rewrite every workload and roll its pods."""
+    current = ss("mesh:v1")
+    first, dummy = inject_pod(pod(), [current], now=NOW)
+    recorded = dict(current, status={"latestRevision": r.new_revision(current, "h", 1)["metadata"]["name"]})
+    again, dummy = inject_pod(first, [recorded], now="2030-01-01T00:00:00Z")
+    assert again == first
+    fresh, dummy = inject_pod(pod(), [recorded], now=NOW)
+    entry = json.loads(fresh["metadata"]["annotations"]["kruise.io/sidecarset-hash"])["mesh-set"]
+    assert entry["controllerRevision"] == recorded["status"]["latestRevision"]
