@@ -157,12 +157,6 @@ class KubeClient:
     def patch_pod(self, namespace, name, body, content_type=STRATEGIC_MERGE):
         return self.request("PATCH", self.pod_path(namespace, name), body=body, content_type=content_type, verb="patch")
 
-    def replace_pod(self, namespace, name, pod):
-        return self.request("PUT", self.pod_path(namespace, name), body=pod, verb="update")
-
-    def patch_pod_status(self, namespace, name, body):
-        return self.request("PATCH", self.pod_path(namespace, name) + "/status", body=body, content_type=STRATEGIC_MERGE, verb="patch")
-
     # namespaces ------------------------------------------------------------------------------
     def list_namespaces(self, label_selector=None):
         query = [("labelSelector", label_selector)] if label_selector else []
@@ -208,29 +202,6 @@ class KubeClient:
         return self.request("PUT", self.revision_path(namespace, name), body=body, verb="update")
 
     # events ----------------------------------------------------------------------------------
-    def create_event(self, pod, reason, message, event_type="Normal", component="meshops-sidecarset"):
-        """Record an event on a pod (best effort: errors are swallowed and returned as False)."""
-        meta = pod.get("metadata") or {}
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": "%s." % meta.get("name"), "namespace": meta.get("namespace")},
-            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid")},
-            "reason": reason,
-            "message": message,
-            "type": event_type,
-            "source": {"component": component},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        try:
-            self.request("POST", "/api/v1/namespaces/%s/events" % quote(meta.get("namespace") or "default", safe=""), body=body, verb="create")
-            return True
-        except KubeError:
-            return False
-
     # watch -----------------------------------------------------------------------------------
     def watch_pods(self, namespace, resource_version, label_selector=None, timeout_seconds=60):
         """Yield ``(type, object)`` watch events until the server closes the stream."""
