@@ -59,8 +59,8 @@ def test_recorded_revision_is_injected_online_and_offline(kube, namespace, tmp_p
     stored = _revisions(kube, namespace)
     assert [r["revision"] for r in stored] == [1, 2]
     containers = _template(kube, namespace, "second")["spec"]["containers"]
-    assert [(c["name"], c["image"]) for c in containers] == [("proxy", "registry.local/mesh/proxy:1.0.0"),
-                                                            ("second", "nginx:1.20")]
+    expected = [("proxy", "registry.local/mesh/proxy:1.0.0"), ("second", "nginx:1.20")]
+    assert [(c["name"], c["image"]) for c in containers] == expected
     entry = json.loads(_template(kube, namespace, "second")["metadata"]["annotations"]["kruise.io/sidecarset-hash"])
     assert entry["rev-mesh"]["controllerRevision"] == expected_name
 

@@ -333,8 +333,8 @@ def test_patch_pod_metadata_write_keeps_a_concurrent_writers_annotations():
     the_pod, target = _upgrade_case()
     body = plan_patch_body(the_pod, plan_hot_upgrade(the_pod, target, 2000, NOW))
     # another writer changes the pod after our read: the API server's merge of our annotations into theirs
-    stored = dict(the_pod["metadata"]["annotations"], **{"example.com/late-writer": "theirs too",
-                                                        "example.com/other-writer": "theirs, changed"})
+    stored = dict(the_pod["metadata"]["annotations"])
+    stored.update({"example.com/late-writer": "theirs too", "example.com/other-writer": "theirs, changed"})
     stored.update({k: v for k, v in body["metadata"]["annotations"].items() if v is not None})
     assert stored["example.com/late-writer"] == "theirs too"
     assert stored["example.com/other-writer"] == "theirs, changed"
