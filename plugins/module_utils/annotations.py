@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pod and SidecarSet annotation keys and their exact Kruise formats (reference section 2.6).
+"""Pod and SidecarSet annotation keys and their exact Kruise formats (``pkg/webhook/pod/mutating/sidecarset.go``,
+``pkg/control/sidecarcontrol/util.go``, ``util_hotupgrade.go``).
 
 Pure functions on plain dicts; no Kubernetes I/O. Every reader accepts what OpenKruise writes,
 including the legacy ``{"<name>": "<hash>"}`` form of the hash annotations.

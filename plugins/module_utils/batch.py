@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which pods to update in this round (reference section 3.5, ``sidecarset_strategy.go``). Pure functions.
+"""Which pods to update in this round (Kruise ``sidecarset_strategy.go:GetNextUpgradePods``). Pure functions.
 
 Decisions:
 
@@ -282,7 +282,7 @@ def _scatter_by_term(term, all_pods, waiting):
 
 
 def sort_pods(pods, sidecarset, all_pods=None):
-    """Return ``pods`` in update order (3.5 step 2); the first ones are updated first.
+    """Return ``pods`` in update order (``GetNextUpgradePods``'s sort); the first ones are updated first.
 
     ActivePods order (unscheduled, Pending < Unknown < Running, not-ready, most recently ready, more restarts,
     newer creationTimestamp), then a stable sort by ``priorityStrategy``, then the scatter sort of
@@ -312,7 +312,7 @@ def _is_unavailable(pod, sidecarset):
 
 
 def pick_batch(pods, sidecarset, max_unavailable=None, partition=None):
-    """Pick this round's pods (3.5). ``max_unavailable``/``partition`` override ``spec.updateStrategy``.
+    """Pick this round's pods (``GetNextUpgradePods``). ``max_unavailable``/``partition`` override ``spec.updateStrategy``.
 
     Returns a dict:
 
@@ -323,7 +323,7 @@ def pick_batch(pods, sidecarset, max_unavailable=None, partition=None):
       missing);
     * ``in_flight``: not-updated pods with a write still being applied (``(True, False)``), and updated pods
       that are unavailable (upgrading, migrating, awaiting or doing the reset, failed);
-    * ``reset``: matching pods that qualify for the reset step now (3.7 step C; not throttled);
+    * ``reset``: matching pods that qualify for the reset step now (``flipPodSidecarContainerDo``; not throttled);
     * ``matched``: number of matching pods; ``unavailable``: count before this batch; ``max_unavailable``: the
       budget as a count; ``partition``: as a count; ``stopped``: ``""`` or why nothing is picked.
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""SidecarSet hashes in OpenKruise's format (reference section 2.7), without Go.
+"""SidecarSet hashes in OpenKruise's format (``pkg/control/sidecarcontrol/hash.go``), without Go.
 
 * ``go_json(spec_dict)`` renders ``{"containers": [...]}`` (plus ``initContainers`` when any init container
   has ``restartPolicy: Always``) the way Go's ``encoding/json.Marshal`` renders Kruise's types: Container fields

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Inject SidecarSets into a pod or pod template, exactly as Kruise's pod webhook does (reference section 2).
+"""Inject SidecarSets into a pod or pod template, exactly as Kruise's pod webhook does
+(``pkg/webhook/pod/mutating/sidecarset.go:sidecarsetMutatingPod``).
 
 ``inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None) -> (new_pod, injected_names)``
 works on a pod-like dict ``{"metadata": ..., "spec": ...}`` (a Pod or a workload's pod template) and never
@@ -753,7 +754,7 @@ def _merge_volumes(new_spec, spec, matched, old_refs, final_containers, fresh_id
 
 
 def _write_annotations(new_annotations, annotations, matched, removing, old_hash, old_list, timestamp):
-    """Write the hash, hash-without-image, injected-list, working and version annotations (reference 2.6)."""
+    """Write the hash, hash-without-image, injected-list, working and version annotations (as ``sidecarset.go`` does)."""
     fresh = not old_hash and not removing and not old_list and not annotations.get(POD_HASH_WITHOUT_IMAGE)
     working = read_working(annotations) if annotations.get(WORKING_HOTUPGRADE_CONTAINER) else {}
     if fresh and not working:

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Find the pods a SidecarSet selects in a live cluster (reference 3.3), and plan the rollout batches.
+"""Find the pods a SidecarSet selects in a live cluster (Kruise ``getMatchingPods``), and plan the rollout batches.
 
 ``list_sidecarset_pods(client, sidecarset, namespace=None, label_selector=None)`` returns the active pods
 selected by the SidecarSet's ``selector`` (or ``label_selector``) in ``namespace``, or, when it is ``None``,

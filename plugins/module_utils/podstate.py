@@ -1,17 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Read-only predicates on a pod and one SidecarSet (reference sections 3.3, 3.4, 3.7 and 3.8).
+"""Read-only predicates on a pod and one SidecarSet (Kruise ``sidecarset_control.go``, ``util.go``,
+``util_hotupgrade.go``; docs/kruise-mapping.md). ``assessment.assess`` reads each of them once per pod.
 
 Inputs are plain dicts: a pod as returned by the Kubernetes API and a SidecarSet in Kruise v1beta1 shape
 (``metadata.name``, the two hash annotations, ``spec.containers[]`` with ``upgradeStrategy``,
 ``spec.updateStrategy``). Nothing here performs I/O or mutates its arguments.
 
-Vocabulary (section 3.7): for a HotUpgrade sidecar ``N`` the pod holds the twins ``N-1`` and ``N-2``;
+Vocabulary (docs/kruise-mapping.md): for a HotUpgrade sidecar ``N`` the pod holds the twins ``N-1`` and ``N-2``;
 ``W`` is the working twin named by ``kruise.io/sidecarset-working-hotupgrade-container`` (any value other
 than ``N-1`` means ``N-2``, as upstream) and ``E`` is the other one, the "empty slot".
 
-Decisions taken where the reference leaves room (all deliberate, all tested):
+Decisions taken where Kruise leaves room (all deliberate, all tested):
 
 * Digest comparison (``is_pod_state_consistent``) normalises Docker Hub names, so ``busybox@sha256:x``
   equals ``docker.io/library/busybox@sha256:x``. Upstream compares the raw repository strings, which never
@@ -154,7 +155,7 @@ def is_in_hot_upgrade(pod, sidecar):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Images and consistency (3.4)
+# Images and consistency (IsPodStateConsistent)
 # ---------------------------------------------------------------------------------------------------------
 
 def parse_image(image):
@@ -296,7 +297,7 @@ def is_pod_active(pod):
 
 
 def is_pod_ready(pod, sidecarset):
-    """``IsPodReady`` (3.4): every hot ``E`` runs the empty image, and the pod is running and ready."""
+    """``IsPodReady``: every hot ``E`` runs the empty image, and the pod is running and ready."""
     for sidecar in hot_sidecars(sidecarset):
         if is_in_hot_upgrade(pod, sidecar):
             return False
@@ -345,7 +346,7 @@ def consistency_with_sidecarset_problem(pod, sidecarset):
 
 
 def matching_problem(pod, sidecarset):
-    """Return why the pod is not a matching pod of the SidecarSet (3.3), or ``""``."""
+    """Return why the pod is not a matching pod of the SidecarSet (``getMatchingPods``), or ``""``."""
     if not is_pod_active(pod):
         return "pod is not active"
     if not is_pod_injected(pod, sidecarset):
@@ -354,7 +355,7 @@ def matching_problem(pod, sidecarset):
 
 
 def is_pod_matching(pod, sidecarset):
-    """3.3: active, injected-list names the SidecarSet, and the pod holds its containers (hot: pair + entry)."""
+    """``getMatchingPods``: active, injected-list names the SidecarSet, and the pod holds its containers (hot: pair + entry)."""
     return not matching_problem(pod, sidecarset)
 
 
@@ -394,7 +395,7 @@ def empty_image_problem(pod, sidecarset):
 def not_upgradable_reason(pod, sidecarset):
     """Return why the SidecarSet can never upgrade this pod in place, or ``""``.
 
-    Not matching (3.3), hash-without-image differs (3.4), or ``empty_image_problem``.
+    Not matching (``getMatchingPods``), hash-without-image differs (``IsSidecarSetUpgradable``), or ``empty_image_problem``.
     """
     problem = matching_problem(pod, sidecarset)
     if problem:

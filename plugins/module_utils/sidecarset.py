@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Load, convert, default, validate and hash SidecarSets (reference sections 1.1 to 1.10 and 2.7); pure, no I/O
+"""Load, convert, default, validate and hash SidecarSets (Kruise's API, defaults and validating webhook: docs/kruise-mapping.md); pure, no I/O
 other than reading the files it is asked to read.
 
 Contract:
@@ -330,7 +330,7 @@ def load_sidecarsets(items, base_dir=None):
 
 
 def _convert_to_v1beta1(obj, errors):
-    """Convert (in place, on a copy) to v1beta1 (reference 1.1); append conversion errors."""
+    """Convert (in place, on a copy) to v1beta1 (``apis/apps/v1alpha1/sidecarset_conversion.go``); append conversion errors."""
     api_version = obj.get("apiVersion")
     spec = obj["spec"]
     if api_version is None:

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Test builders: SidecarSet dicts, pods injected as the Kruise webhook would (2.4, 2.6), and a kubelet simulator."""
+"""Test builders: SidecarSet dicts, pods injected as the Kruise webhook would, and a kubelet simulator."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -196,7 +196,7 @@ def fail_pull_kubelet(obj, name, reason="ErrImagePull"):
 
 
 def twin_row(obj, sidecar="mesh"):
-    """``(image N-1, image N-2, working, v(N-1), va(N-1), v(N-2), va(N-2))`` as in the 3.7 trace table."""
+    """``(image N-1, image N-2, working, v(N-1), va(N-1), v(N-2), va(N-2))``, the values Kruise's e2e test traces."""
     annotations = obj["metadata"]["annotations"]
     images = {c["name"]: c["image"] for c in obj["spec"]["containers"]}
     first, second = sidecar + "-1", sidecar + "-2"

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Tests of partition/maxUnavailable arithmetic, pod ordering and batch picking (3.5)."""
+"""Tests of partition/maxUnavailable arithmetic, pod ordering and batch picking (``GetNextUpgradePods``)."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Kruise-format SidecarSet hashes (reference 2.7)."""
+"""Kruise-format SidecarSet hashes (``hash.go``)."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Tests of the hot/cold upgrade planners against the 3.7 trace table and the failure cases."""
+"""Tests of the hot/cold upgrade planners against Kruise's e2e trace of versions and the failure cases."""
 
 from __future__ import absolute_import, division, print_function
 

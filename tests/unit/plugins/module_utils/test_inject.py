@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pod / pod template injection (reference section 2), golden tests of the seed examples, re-injection."""
+"""Pod / pod template injection (Kruise's pod webhook), golden tests of the seed examples, re-injection."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Tests of the 3.3/3.4/3.8 predicates and of pod_sidecar_phase."""
+"""Tests of the podstate predicates and of pod_sidecar_phase."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) meshops.sidecarset contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Loading, v1alpha1/v1beta1 conversion, defaults and validation of SidecarSets (reference section 1)."""
+"""Loading, v1alpha1/v1beta1 conversion, defaults and validation of SidecarSets (docs/kruise-mapping.md)."""
 
 from __future__ import absolute_import, division, print_function
 
