@@ -991,6 +991,21 @@ def validate_sidecarset(obj):
 # ---------------------------------------------------------------- normalisation
 
 
+def _drop_stale_revision(result, recorded_hash, hash_value):
+    """``status.latestRevision`` names the ControllerRevision Kruise made for the spec it last saw, and the pods get it
+    as ``controllerRevision``. A SidecarSet exported from a cluster with Kruise and edited afterwards (a new image,
+    docs/kruise-migration.md) still carries it, and the ``kruise.io/sidecarset-hash`` Kruise's webhook wrote for the
+    old spec: the revision is kept only while that hash is ours and Kruise observed this generation."""
+    status = result.get("status")
+    if not isinstance(status, dict) or not status.get("latestRevision"):
+        return
+    generation = (result.get("metadata") or {}).get("generation")
+    observed = status.get("observedGeneration")
+    if (recorded_hash and recorded_hash != hash_value) or (generation is not None and observed is not None and observed != generation):
+        result["status"] = dict(status)
+        del result["status"]["latestRevision"]
+
+
 def _normalize(obj, source, document):
     if not isinstance(obj, dict):
         raise SidecarSetError([("", "a SidecarSet must be a mapping, got %s" % type(obj).__name__)],
@@ -1018,6 +1033,7 @@ def _normalize(obj, source, document):
     annotations = metadata.get("annotations")
     if not isinstance(annotations, dict):
         annotations = metadata["annotations"] = {}
+    _drop_stale_revision(result, annotations.get(SIDECARSET_HASH), hash_value)
     annotations[SIDECARSET_HASH] = hash_value
     annotations[SIDECARSET_HASH_WITHOUT_IMAGE] = hash_without_image
     ordered = {}

@@ -465,3 +465,23 @@ def test_round_trip_v1beta1_to_v1alpha1_and_back():
     assert alpha["metadata"]["labels"] == {"apps.kruise.io/sidecarset-custom-version": "v3"}
     assert "customVersion" not in alpha["spec"] and beta["spec"]["customVersion"] == "v3"
     assert normalize_sidecarset(alpha) == beta
+
+
+def test_latest_revision_kept_only_for_the_spec_kruise_recorded():
+    """An exported SidecarSet (Kruise's hash annotation, status) keeps status.latestRevision; edited afterwards (a new
+    image) or not yet observed by Kruise's controller, it loses it (docs/kruise-migration.md)."""
+    exported = normalize_sidecarset(load_sidecarsets([os.path.join(EXAMPLES, "hotupgrade-sample.yaml")])[0])
+    exported["metadata"]["generation"] = 2
+    exported["status"] = {"latestRevision": "hotupgrade-sidecarset-7cfbb5bf9d", "observedGeneration": 2}
+    assert normalize_sidecarset(exported)["status"]["latestRevision"] == "hotupgrade-sidecarset-7cfbb5bf9d"
+    edited = copy.deepcopy(exported)
+    edited["spec"]["containers"][0]["image"] = "openkruise/hotupgrade-sample:sidecarv3"
+    out = normalize_sidecarset(edited)
+    assert "latestRevision" not in out["status"] and out["status"]["observedGeneration"] == 2
+    assert exported["status"]["latestRevision"] == "hotupgrade-sidecarset-7cfbb5bf9d"   # the input is not changed
+    unobserved = copy.deepcopy(exported)
+    unobserved["metadata"]["generation"] = 3
+    assert "latestRevision" not in normalize_sidecarset(unobserved)["status"]
+    hand_written = copy.deepcopy(edited)
+    del hand_written["metadata"]["annotations"]["kruise.io/sidecarset-hash"]
+    assert normalize_sidecarset(hand_written)["status"]["latestRevision"] == "hotupgrade-sidecarset-7cfbb5bf9d"
