@@ -125,6 +125,11 @@ class ActionModule(ActionBase):
             if stopped:
                 result.update(stopped=stopped, rollout_failed=failed)
                 break
+        module_stopped = upgrade.get("stopped") if isinstance(upgrade, dict) else ""
+        if module_stopped and not result["stopped"]:
+            # the window stopped for a reason of its own (its places held by failed and unavailable pods)
+            result.update(stopped="%s on %s: %s" % (str(args.get("kind") or "batch"), cluster, module_stopped), rollout_failed=True)
+            result["msgs"].append("[%s] stopped: %s" % (cluster, module_stopped))
         result["msg"] = "\n".join(result["msgs"])
         return result
 

@@ -306,7 +306,7 @@ def sort_pods(pods, sidecarset, all_pods=None):
 # The batch
 # ---------------------------------------------------------------------------------------------------------
 
-def _is_unavailable(pod, sidecarset):
+def is_unavailable(pod, sidecarset):
     """Updated and (not consistent or not ``is_pod_ready``): counts against maxUnavailable."""
     return is_pod_updated(pod, sidecarset) and not (is_pod_state_consistent(pod, sidecarset) and is_pod_ready(pod, sidecarset))
 
@@ -348,7 +348,7 @@ def pick_batch(pods, sidecarset, max_unavailable=None, partition=None):
     candidates = []
     for pod in matched:
         if is_pod_updated(pod, sidecarset):
-            if _is_unavailable(pod, sidecarset):
+            if is_unavailable(pod, sidecarset):
                 result["in_flight"].append(pod)
         elif selector is None or _selector_matches(selector, _labels(pod)):
             upgradable, can_upgrade_now, reason = is_sidecarset_upgradable(pod, sidecarset)
@@ -363,7 +363,7 @@ def pick_batch(pods, sidecarset, max_unavailable=None, partition=None):
     result["matched"] = len(matched)
     result["partition"] = calculate_partition(strategy.get("partition"), len(matched))
     result["max_unavailable"] = max_unavailable_count(strategy.get("maxUnavailable"), len(matched))
-    result["unavailable"] = sum(1 for pod in matched if _is_unavailable(pod, sidecarset))
+    result["unavailable"] = sum(1 for pod in matched if is_unavailable(pod, sidecarset))
     ordered = sort_pods(candidates, sidecarset, all_pods=matched)
     keep = max(len(ordered) - result["partition"], 0)
     ordered, result["partitioned"] = ordered[:keep], ordered[keep:]

@@ -302,7 +302,7 @@ class PodWatch:
     own writes in, so waiting never needs an extra GET.
     """
 
-    def __init__(self, client, namespace, label_selector=None):
+    def __init__(self, client, namespace, label_selector=None, condition=None):
         self.client = client
         self.namespace = namespace
         self.label_selector = label_selector
@@ -312,7 +312,7 @@ class PodWatch:
         self.failing_since = None
         self.changes = 0
         self.dirty = set()
-        self._cond = threading.Condition()
+        self._cond = condition or threading.Condition()  # watches of one run may share one (upgrade.py)
         self._stop = threading.Event()
         self._thread = None
 

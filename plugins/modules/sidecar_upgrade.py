@@ -59,8 +59,21 @@ options:
       - Mutually exclusive with O(pods).
     type: list
     elements: list
+  window:
+    description:
+      - At most this many pods of a batch in flight at any moment (between their Upgrade and a finished Reset),
+        as OpenKruise's controller keeps C(maxUnavailable); the next pod, in the given order, starts as soon as one
+        finishes. Matched pods of the same namespaces that are unavailable already (and not part of the batch) take
+        a place in the window; a failed pod keeps its place (it is unavailable), a rolled-back one frees it; a pod
+        that was not ready before its upgrade takes none (Kruise counts the same way).
+      - V(0) - every pod of a batch at once.
+    type: int
+    default: 0
   max_fail_percentage:
-    description: With O(batches), failed pods tolerated per batch, in percent of the batch, before the remaining batches are skipped.
+    description:
+      - With O(batches), failed pods tolerated per batch, in percent of the batch, before the remaining batches are skipped.
+      - With O(window), failed pods tolerated in percent of the batch's pods; once over it no more pods start
+        (RV(stopped) says why, RV(not_started) how many).
     type: int
     default: 0
   label_selector:
@@ -78,7 +91,9 @@ options:
     type: bool
     default: true
   timeout:
-    description: Seconds to wait for the whole batch (for each batch of O(batches)) before pods still in flight are reported failed.
+    description:
+      - Seconds to wait for the whole batch (for each batch of O(batches)) before pods still in flight are reported failed.
+      - With O(window), for each pod from the moment it starts.
     type: int
     default: 300
     aliases: [wait_timeout]
@@ -101,6 +116,35 @@ options:
       - The version (C(SIDECARSET_VERSION)) written for the new twins. Defaults to one more than the highest
         version found on any pod of the batch; it must be greater than every version already on each pod.
     type: int
+  health_url:
+    description:
+      - An HTTP URL checked for each pod after its migration and before its reset; a pod that does not answer
+        O(health_status) within O(health_retries) attempts is reported failed and not reset (the new sidecar serves,
+        the old one stays idle). C({name}), C({namespace}), C({pod_ip}), C({host_ip}), C({node}) are replaced per pod.
+    type: str
+  health_status:
+    description: The HTTP status O(health_url) must return.
+    type: int
+    default: 200
+  health_retries:
+    description: Attempts of the health check per pod.
+    type: int
+    default: 3
+  health_delay:
+    description: Seconds between attempts of the health check.
+    type: float
+    default: 2.0
+  progress_interval:
+    description:
+      - Print a progress line (done, in flight, failed, left, rate, estimated time left) at least every this many
+        seconds while the module runs, and one at every batch and stop event; V(0) - none. Printed by the action
+        plugin on the controller (terminal and AWX job output) when the module runs there (C(delegate_to: localhost)
+        or a local connection).
+    type: float
+    default: 10.0
+  progress_file:
+    description: Where the module writes its progress record (set by the action plugin; leave unset).
+    type: path
   fail_on_pod_failure:
     description: Fail the task when any pod failed or was refused (the per-pod results are returned either way).
     type: bool
@@ -158,6 +202,15 @@ EXAMPLES = r"""
       - [web-4, shop/cart-0]
     max_fail_percentage: 0
   register: waves
+
+- name: A continuous window of 10 pods over the whole list, an HTTP check per pod before its reset
+  meshops.sidecarset.sidecar_upgrade:
+    sidecarset: examples/sidecarsets/mosn.yaml
+    namespace: default
+    pods: "{{ pod_names }}"
+    window: 10
+    max_fail_percentage: 5
+    health_url: "http://{pod_ip}:15021/healthz/ready"
 
 - name: With the credentials of an AWX Kubernetes credential (K8S_AUTH_* environment) and rollback
   meshops.sidecarset.sidecar_upgrade:
@@ -230,6 +283,9 @@ pods:
     batch:
       description: With O(batches), the index of the pod's batch (1-based).
       type: int
+    started_at:
+      description: When the pod started (seconds since the epoch); its phases follow as RV(pods[].timings) says.
+      type: float
   sample:
     - name: test-app-5d9c7b-abcde
       namespace: default
@@ -273,9 +329,13 @@ batches:
   sample: [{index: 1, pods: [default/web-0, default/web-1], started: 1764621000.5, ended: 1764621001.9, seconds: 1.4,
             summary: {total: 2, changed: 2, done: 2, failed: 0, phases: {done: 2}}}]
 stopped:
-  description: Why the remaining batches of O(batches) were not started, or an empty string.
+  description: Why the remaining batches of O(batches) (or pods of O(window)) were not started, or an empty string.
   returned: always
   type: str
+not_started:
+  description: How many of the requested pods were not started (the run stopped).
+  returned: always
+  type: int
 summary:
   description: Counts over the batch.
   returned: always
@@ -292,15 +352,8 @@ api_requests:
   sample: {total: 7, list: 1, watch: 1, patch: 4}
 """
 
-import time
-from concurrent.futures import ThreadPoolExecutor
-
-from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ParameterError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import PodWatch
-from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import k8s_argument_spec, load_one_sidecarset, run_k8s_module
-from ansible_collections.meshops.sidecarset.plugins.module_utils.rollout_journal import over_fail_limit
-from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import selector_to_string
-from ansible_collections.meshops.sidecarset.plugins.module_utils.upgrade import BatchUpgrade, batch_version, summarize
+from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import k8s_argument_spec, run_k8s_module
+from ansible_collections.meshops.sidecarset.plugins.module_utils.upgrade import run_sidecar_upgrade
 
 
 def argument_spec():
@@ -310,6 +363,7 @@ def argument_spec():
         namespace=dict(type="str"),
         pods=dict(type="list", elements="raw"),
         batches=dict(type="list", elements="list"),
+        window=dict(type="int", default=0),
         max_fail_percentage=dict(type="int", default=0),
         label_selector=dict(type="str"),
         phase=dict(type="str", choices=["upgrade", "reset", "all"], default="all"),
@@ -319,131 +373,18 @@ def argument_spec():
         poll=dict(type="float", default=2.0),
         concurrency=dict(type="int", default=32),
         version=dict(type="int"),
+        health_url=dict(type="str"),
+        health_status=dict(type="int", default=200),
+        health_retries=dict(type="int", default=3),
+        health_delay=dict(type="float", default=2.0),
+        progress_interval=dict(type="float", default=10.0),
+        progress_file=dict(type="path"),
         fail_on_pod_failure=dict(type="bool", default=True),
     )
 
 
-def pods_by_namespace(pods, namespace):
-    """Group the ``pods`` option into ``{namespace: [names]}`` (order kept)."""
-    grouped = {}
-    for item in pods:
-        if isinstance(item, dict):
-            name, ns = item.get("name"), item.get("namespace") or namespace
-        elif isinstance(item, str) and "/" in item:
-            ns, name = item.split("/", 1)
-        else:
-            name, ns = item, namespace
-        if not name or not isinstance(name, str):
-            raise ParameterError("pods: %r is not a pod name, NAMESPACE/NAME or {name, namespace}" % (item,))
-        if not ns:
-            raise ParameterError("pods: %r has no namespace and the namespace option is not set" % (item,))
-        grouped.setdefault(ns, []).append(name)
-    return grouped
-
-
-def requested_batches(params):
-    """The batches to run, each ``{namespace: [names] or None}`` (None: every matching pod of the namespace)."""
-    if params["batches"] is not None:
-        if params["pods"] is not None:
-            raise ParameterError("pods and batches are mutually exclusive")
-        for index, batch in enumerate(params["batches"]):
-            if not isinstance(batch, list):
-                raise ParameterError("batches[%d]: expected a list of pods, got %r" % (index, batch))
-        return [pods_by_namespace(batch, params["namespace"]) for batch in params["batches"]]
-    if params["pods"] is not None:
-        return [pods_by_namespace(params["pods"], params["namespace"])]
-    if params["namespace"]:
-        return [{params["namespace"]: None}]
-    raise ParameterError("set namespace, or list the pods as NAMESPACE/NAME")
-
-
-def run_one_batch(module, client, watches, sidecarset, grouped, version):
-    """Upgrade one batch (its namespaces concurrently, each on its own watch); return the ``PodProgress`` list."""
-    params = module.params
-    runs = []
-    for namespace, names in grouped.items():
-        watch = watches[namespace]
-        runs.append(BatchUpgrade(
-            client, watch, sidecarset, names if names is not None else sorted(watch.pods),
-            phase=params["phase"], wait=params["wait"] and not module.check_mode, timeout=params["timeout"],
-            rollback=params["rollback"], check_mode=module.check_mode, concurrency=params["concurrency"],
-            version=version, poll=params["poll"],
-        ))
-    if not runs:
-        return []  # an empty pods list: nothing to do
-    if len(runs) == 1:
-        return runs[0].run()
-    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-        return [state for result in pool.map(lambda b: b.run(), runs) for state in result]
-
-
-def run(module, client):
-    """Select the pods, run the batches one after another (one watch per namespace for all), build the result."""
-    params = module.params
-    sidecarset = load_one_sidecarset(params["sidecarset"])
-    selector = params["label_selector"]
-    if selector is None:
-        selector = selector_to_string((sidecarset.get("spec") or {}).get("selector"))
-    requested = requested_batches(params)
-    multi = params["batches"] is not None
-    watches = {}
-    states, batch_entries, stopped = [], [], ""
-    try:
-        for grouped in requested:
-            for namespace in grouped:
-                if namespace not in watches:
-                    watches[namespace] = PodWatch(client, namespace, selector).start()
-        version = params["version"]
-        if version is None:
-            version = batch_version([p for w in watches.values() for p in w.pods.values()])
-        for index, grouped in enumerate(requested, 1):
-            started = time.time()
-            batch_states = run_one_batch(module, client, watches, sidecarset, grouped, version)
-            for state in batch_states:
-                state.batch = index if multi else None
-            states.extend(batch_states)
-            ended = time.time()
-            batch_entries.append({
-                "index": index,
-                "pods": ["%s/%s" % (state.namespace, state.name) for state in batch_states],
-                "started": round(started, 3), "ended": round(ended, 3), "seconds": round(ended - started, 3),
-                "summary": summarize(batch_states),
-            })
-            failed = sum(1 for state in batch_states if state.failed)
-            if multi and index < len(requested) and over_fail_limit(failed, len(batch_states), params["max_fail_percentage"]):
-                stopped = "batch %d: %d of %d pods failed (max_fail_percentage %d%%); %d later batches not started" % (
-                    index, failed, len(batch_states), params["max_fail_percentage"], len(requested) - index)
-                break
-    finally:
-        for watch in watches.values():
-            watch.stop()
-    pods = [state.to_dict() for state in states]
-    requests = dict(client.requests)
-    requests["total"] = client.request_count
-    result = dict(
-        changed=any(state.changed for state in states),
-        pods=pods,
-        summary=summarize(states),
-        batches=batch_entries if multi else [],
-        stopped=stopped,
-        version=version,
-        api_requests=requests,
-    )
-    if module._diff:
-        result["diff"] = dict(
-            before={p["name"]: {"working": p["working_before"], "images": p["images_before"]} for p in pods},
-            after={p["name"]: {"working": p["working_after"], "images": p["images"]} for p in pods},
-        )
-    failed = [p for p in pods if p["failed"]]
-    if failed and params["fail_on_pod_failure"]:
-        result["failed"] = True
-        result["msg"] = "%d of %d pods failed: %s" % (
-            len(failed), len(pods), "; ".join("%s/%s: %s" % (p["namespace"], p["name"], p["reason"]) for p in failed[:10]))
-    return result
-
-
 def main():
-    run_k8s_module(argument_spec(), run)
+    run_k8s_module(argument_spec(), run_sidecar_upgrade, mutually_exclusive=[("pods", "batches")])
 
 
 if __name__ == "__main__":

@@ -194,11 +194,12 @@ class ReadinessWatch:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("per_call", [1, 0], ids=["one-call-per-batch", "batches-grouped"])
-def test_rollout_30_pods_3_zones_canary_partition(nodesim, namespace, tmp_path, per_call):
-    """30 pods, 3 zones, 25%, partition 3, canary 2 with a pause; with one sidecar_upgrade call per batch, and with
-    the batches after the canary grouped into one call (rollout_batches_per_call=0): the same batches, one after
-    another, never more than maxUnavailable pods unavailable."""
+@pytest.mark.parametrize("strategy,per_call", [("window", 1), ("batches", 1), ("batches", 0)],
+                         ids=["window", "one-call-per-batch", "batches-grouped"])
+def test_rollout_30_pods_3_zones_canary_partition(nodesim, namespace, tmp_path, strategy, per_call):
+    """30 pods, 3 zones, 25%, partition 3, canary 2 with a pause; in a continuous window (the default), with one
+    sidecar_upgrade call per batch, and with the batches after the canary grouped into one call
+    (rollout_batches_per_call=0): never more than maxUnavailable pods unavailable."""
     kube = nodesim
     v1 = sidecarset_doc("mesh/proxy:v1", max_unavailable="25%", partition=3)
     for app in ("alpha", "beta", "gamma"):
@@ -212,6 +213,7 @@ def test_rollout_30_pods_3_zones_canary_partition(nodesim, namespace, tmp_path, 
     variables = {
         "rollout_sidecarset": v2, "rollout_namespace": namespace, "rollout_canary": 2,
         "rollout_canary_pause_seconds": 2, "rollout_report_path": str(report), "rollout_batches_per_call": per_call,
+        "rollout_strategy": strategy,
     }
     with ReadinessWatch(kube, namespace) as watch:
         proc = run_playbook(kube, PLAYBOOKS / "rollout.yml", variables)
@@ -237,6 +239,9 @@ def test_rollout_30_pods_3_zones_canary_partition(nodesim, namespace, tmp_path, 
     # batches: canary of 2, then maxUnavailable (8) at most, one after another, and the pause after the canary
     batches = data["batches"]
     assert [b["kind"] for b in batches][0] == "canary" and batches[0]["size"] == 2
+    if strategy == "window":
+        _check_window(data, batches, watch, proc)
+        return
     assert [b["size"] for b in batches] == [2, 8, 8, 8, 1]
     assert all(b["size"] <= b["max_unavailable"] == 8 for b in batches)
     for first, second in zip(batches, batches[1:]):
@@ -269,6 +274,28 @@ def test_rollout_30_pods_3_zones_canary_partition(nodesim, namespace, tmp_path, 
     stats = custom_stats(again)["sidecar_rollout"]
     assert stats["upgraded"] == 0 and stats["batches"] == 0 and stats["partitioned"] == 3
     assert {p["metadata"]["name"]: container_ids(p) for p in pods_of(kube, namespace)} == {n: container_ids(p) for n, p in after.items()}
+
+
+def _check_window(data, batches, watch, proc):
+    """The window run: the canary, then one window of 25 pods; at most 8 in flight at any moment (from the
+    per-pod start and end times of the report, and from a live watch of readiness)."""
+    assert [(b["kind"], b["size"]) for b in batches] == [("canary", 2), ("window", 25)]
+    assert batches[0]["ended"] <= batches[1]["started"] and batches[1]["started"] - batches[0]["ended"] >= 2.0
+    spans = []
+    for pod in data["pods"]:
+        assert pod["phase"] == "done" and pod["writes"] == ["upgrade", "reset"], pod
+        spans.append((pod["started_at"], 1))
+        # both figures are rounded to 1 ms: a pod that started right after another ended may seem to overlap it
+        spans.append((pod["started_at"] + pod["timings"]["total"] - 0.002, -1))
+    level = peak = 0
+    for dummy, delta in sorted(spans, key=lambda item: (item[0], item[1])):
+        level += delta
+        peak = max(peak, level)
+    assert 2 <= peak <= 8, peak
+    assert 1 <= watch.max_not_ready <= 8, watch.max_not_ready
+    lines = task_messages(proc, "Report the batch")
+    assert len(lines) == 2 and "batch 2/2 (window, 25 pods): done=25" in lines[1], lines
+    assert custom_stats(proc)["sidecar_rollout"]["upgraded"] == 27
 
 
 def _broken_canary(kube, namespace, tmp_path, rollback):

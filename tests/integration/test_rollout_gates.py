@@ -180,11 +180,13 @@ def test_http_gate_per_pod_placeholders(nodesim, namespace, tmp_path):
 
 
 @pytest.mark.slow
-def test_http_gate_fails_one_pod_and_the_rollout_goes_on_within_max_fail(nodesim, namespace, tmp_path):
-    """HTTP gate with rollout_max_fail_percentage 50 and batches of 2: the URL template is evaluated per migrated
+@pytest.mark.parametrize("strategy", ["batches", "window"])
+def test_http_gate_fails_one_pod_and_the_rollout_goes_on_within_max_fail(nodesim, namespace, tmp_path, strategy):
+    """HTTP gate with rollout_max_fail_percentage 50 and maxUnavailable 2: the URL template is evaluated per migrated
     pod (namespace, name, pod_ip, host_ip of the module result), a pod answered 503 is tried rollout_health_retries
-    times, reported failed with the health-check reason and not reset; 1 failed pod of 2 is within 50 %, so every
-    batch runs, every other pod is upgraded and reset, and the play succeeds."""
+    times, reported failed with the health-check reason and not reset; 1 failed pod of 2 (batches; of 6 in a window)
+    is within 50 %, so the rollout goes on, every other pod is upgraded and reset, and the play succeeds. In a window
+    sidecar_upgrade runs the gate itself, per pod before its reset."""
     kube = nodesim
     before, v2, batches = setup_app(kube, namespace, tmp_path, replicas=6, max_unavailable=2)
     assert len(batches) == 3
@@ -192,7 +194,7 @@ def test_http_gate_fails_one_pod_and_the_rollout_goes_on_within_max_fail(nodesim
     report = tmp_path / "report.json"
     with HealthServer(bad=[bad]) as server:
         proc, data = rollout(kube, v2, namespace, report, rollout_health_url=server.url(), rollout_health_retries=2,
-                             rollout_health_delay=0, rollout_max_fail_percentage=50)
+                             rollout_health_delay=0, rollout_max_fail_percentage=50, rollout_strategy=strategy)
         requests = list(server.requests)
     assert proc.returncode == 0, output(proc)
 
@@ -203,9 +205,12 @@ def test_http_gate_fails_one_pod_and_the_rollout_goes_on_within_max_fail(nodesim
         assert query["pod_ip"] and query["pod_ip"] == before[pod]["status"]["podIP"], (pod, query)
         assert query["host_ip"] and query["host_ip"] == before[pod]["status"]["hostIP"], (pod, query)
 
-    # the report: the batches as planned, the bad pod failed, the others upgraded and reset
-    assert [b["pods"] for b in data["batches"]] == [refs(namespace, b) for b in batches]
-    assert [b["failed"] for b in data["batches"]] == [1, 0, 0]
+    # the report: the batches as planned (in a window: one, in the same order), the bad pod failed, the others done
+    if strategy == "window":
+        assert [(b["kind"], b["pods"], b["failed"]) for b in data["batches"]] == [("window", refs(namespace, sum(batches, [])), 1)]
+    else:
+        assert [b["pods"] for b in data["batches"]] == [refs(namespace, b) for b in batches]
+        assert [b["failed"] for b in data["batches"]] == [1, 0, 0]
     assert_report_pods(data, before, bad)
     assert data["result"]["stopped"] == "" and data["result"]["failed"] is False
     assert data["result"]["failed_pods"] == ["default/" + refs(namespace, [bad])[0]]
@@ -218,7 +223,8 @@ def test_http_gate_fails_one_pod_and_the_rollout_goes_on_within_max_fail(nodesim
         assert_done(live[name], name)
 
     stats = custom_stats(proc)["sidecar_rollout"]
-    assert stats["upgraded"] == 5 and stats["failed"] == 1 and stats["batches"] == 3 and stats["stopped"] == ""
+    assert stats["upgraded"] == 5 and stats["failed"] == 1 and stats["batches"] == (3 if strategy == "batches" else 1)
+    assert stats["stopped"] == ""
 
 
 @pytest.mark.slow
@@ -232,7 +238,7 @@ def test_http_gate_failure_stops_the_rollout_and_a_rerun_converges(nodesim, name
     assert len(batches) == 3
     bad = batches[1][0]
     report = tmp_path / "report.json"
-    gates = {"rollout_health_retries": 1, "rollout_health_delay": 0, "rollout_max_fail_percentage": 0}
+    gates = {"rollout_health_retries": 1, "rollout_health_delay": 0, "rollout_max_fail_percentage": 0, "rollout_strategy": "batches"}
     with HealthServer(bad=[bad]) as server:
         proc, data = rollout(kube, v2, namespace, report, rollout_health_url=server.url(), **gates)
         assert proc.returncode != 0, output(proc)
