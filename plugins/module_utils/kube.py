@@ -316,8 +316,19 @@ class PodWatch:
         self._stop = threading.Event()
         self._thread = None
 
-    def start(self):
-        items, self.resource_version = self.client.list_pods(self.namespace, self.label_selector, from_cache=True)
+    def start(self, transient=None, sleep=time.sleep):
+        """LIST the pods, then watch from that version in a background thread. A transient failure of the LIST
+        (``is_transient``: e.g. a 429 burst longer than urllib3's three Retry-After retries) is retried after the
+        delays of ``transient`` (default ``backoff_delays()``), then re-raised: a read is always safe to retry."""
+        waits = list(backoff_delays() if transient is None else transient)
+        while True:
+            try:
+                items, self.resource_version = self.client.list_pods(self.namespace, self.label_selector, from_cache=True)
+                break
+            except KubeError as exc:
+                if not (is_transient(exc) and waits):
+                    raise
+                sleep(waits.pop(0))
         with self._cond:
             self.pods = dict((p["metadata"]["name"], p) for p in items)
         self._thread = threading.Thread(target=self._run, name="podwatch-%s" % self.namespace, daemon=True)

@@ -82,8 +82,11 @@ FAULTS = {
     "429-burst": (lambda p: p.burst(429, 10), None, None),
     # every connection cut, and the next 2 watches answered 410 Expired (as after an etcd compaction): re-list
     "expired-watch": (lambda p: (p.expire_watches(2), p.reset_all()), None, None),
+    # throttled from the first request of the module (discovery, the pod LIST), not from the first Upgrade write
+    "429-at-start": (lambda p: p.burst(429, 4), None, None),
 }
-SHORT = ["drop", "reset-connections", "latency", "5xx-burst", "429-burst", "expired-watch"]
+AT_START = ("429-at-start",)
+SHORT = ["drop", "reset-connections", "latency", "5xx-burst", "429-burst", "expired-watch", "429-at-start"]
 
 
 def inject_fault(proxy, name, stop):
@@ -105,7 +108,9 @@ def upgrade_through(kube, env, namespace, path, image, fault, proxy):
     """One ``sidecar_upgrade`` through the proxy; the fault starts at the first Upgrade write."""
     stop = threading.Event()
     injector = None
-    if fault:
+    if fault in AT_START:
+        FAULTS[fault][0](proxy)
+    elif fault:
         def later():
             first_upgrade_seen(kube, namespace, image)
             inject_fault(proxy, fault, stop)

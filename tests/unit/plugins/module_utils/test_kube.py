@@ -241,3 +241,31 @@ def test_pod_watch_resumes_from_its_last_version_and_relists_on_410():
         assert watch.error is None and watch.resource_version == "11"
     finally:
         watch.stop()
+
+
+class ThrottledListClient(WatchClient):
+    """list_pods answers 429 ``throttled`` times, then the pods; the watch fails (not under test here)."""
+
+    def __init__(self, throttled, status=429):
+        super().__init__(KubeError(503, "watch not under test"))
+        self.throttled, self.status, self.lists = throttled, status, 0
+
+    def list_pods(self, namespace, label_selector=None, from_cache=False):
+        self.lists += 1
+        if self.lists <= self.throttled:
+            raise KubeError(self.status, "throttled" if self.status == 429 else "refused")
+        return super().list_pods(namespace, label_selector, from_cache)
+
+
+def test_the_first_list_of_a_pod_watch_retries_transient_failures_within_a_bound():
+    slept = []
+    watch = PodWatch(ThrottledListClient(2), "ns").start(transient=[0.1, 0.2, 0.4], sleep=slept.append)
+    watch.stop()
+    assert slept == [0.1, 0.2] and watch.client.lists == 3 and "p" in watch.pods
+    with pytest.raises(KubeError) as info:  # bounded: the third 429 with two delays left over is re-raised
+        PodWatch(ThrottledListClient(5), "ns").start(transient=[0, 0], sleep=lambda s: None)
+    assert info.value.status == 429
+    client = ThrottledListClient(1, status=403)
+    with pytest.raises(KubeError):  # not transient: no retry
+        PodWatch(client, "ns").start(transient=[0, 0], sleep=lambda s: None)
+    assert client.lists == 1
