@@ -173,3 +173,22 @@ def test_recording_revisions_later_does_not_rewrite_a_current_injection():
     fresh, dummy = inject_pod(pod(), [recorded], now=NOW)
     entry = json.loads(fresh["metadata"]["annotations"]["kruise.io/sidecarset-hash"])["mesh-set"]
     assert entry["controllerRevision"] == recorded["status"]["latestRevision"]
+
+
+def test_sidecar_inject_loads_revisions_from_files_lists_and_dicts(tmp_path):
+    """The ``revisions`` option: ``kubectl get controllerrevisions -o yaml`` output (a List), plain documents, dicts;
+    anything else names the file."""
+    import yaml
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
+    from ansible_collections.meshops.sidecarset.plugins.modules.sidecar_inject import load_revisions
+    one = r.new_revision(ss("mesh:v1"), "h", 1)
+    two = r.new_revision(ss("mesh:v2"), "h", 2)
+    (tmp_path / "list.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [one]}))
+    (tmp_path / "plain.yaml").write_text(yaml.safe_dump(two))
+    loaded = load_revisions([str(tmp_path), {"kind": "ControllerRevision", "metadata": {"name": "x"}}])
+    assert sorted(x["metadata"]["name"] for x in loaded) == sorted([one["metadata"]["name"], two["metadata"]["name"], "x"])
+    bad = tmp_path / "bad" / "pod.yaml"
+    bad.parent.mkdir()
+    bad.write_text(yaml.safe_dump({"kind": "Pod", "metadata": {"name": "p"}}))
+    with pytest.raises(ManifestError, match="expected ControllerRevision objects"):
+        load_revisions([str(bad)])
