@@ -626,6 +626,28 @@ def _new_entry(old, compiled, hash_value, timestamp, with_revision):
     return entry
 
 
+def _revision_for(compiled, labels, old_hash, rand):
+    """The compiled SidecarSet (latest or history) to inject. A template that already carries one of the two keeps
+    it when the choice is a draw (``Partial`` with a percent partition), so that injecting again is idempotent."""
+    if compiled.history is None:
+        return compiled
+    injected = (old_hash.get(compiled.name) or {}).get("hash")
+    if injected == compiled.history.hash:
+        rand = _draw_zero  # a draw at or below any partition: the history
+    elif injected == compiled.hash:
+        rand = _draw_one  # above any partition below 100%: the latest
+    chosen = choose_revision(compiled.source, compiled.history.source, labels, rand)
+    return compiled.history if chosen is compiled.history.source else compiled
+
+
+def _draw_zero():
+    return 0.0
+
+
+def _draw_one():
+    return 1.0
+
+
 def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None, rand=None):
     """Inject the matching SidecarSets into a pod-like dict; return ``(new_pod, injected_names)``.
 
@@ -645,9 +667,8 @@ def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None
     if namespace_labels is None:
         namespace_labels = namespace_labels_of(namespace)
     matched = [c for c in compiled_all if not c.paused and c.matches(labels, namespace_labels)]
-    matched = [c.history if c.history is not None and choose_revision(c.source, c.history.source, labels, rand)
-               is c.history.source else c for c in matched]
     old_hash = read_hash_entries(annotations) if annotations.get(POD_HASH) else {}
+    matched = [_revision_for(c, labels, old_hash, rand) for c in matched]
     old_list = read_injected_list(annotations)
     previous = set(old_hash) | set(old_list)
     matched_names = {c.name for c in matched}

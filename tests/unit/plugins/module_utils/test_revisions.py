@@ -192,3 +192,19 @@ def test_sidecar_inject_loads_revisions_from_files_lists_and_dicts(tmp_path):
     bad.write_text(yaml.safe_dump({"kind": "Pod", "metadata": {"name": "p"}}))
     with pytest.raises(ManifestError, match="expected ControllerRevision objects"):
         load_revisions([str(bad)])
+
+
+def test_partial_draw_is_sticky_for_a_template_injected_earlier():
+    """Partial with a percent partition draws per injection; a template that carries the history (or the latest)
+    keeps it when injected again, whatever the draw, so that a second run changes nothing."""
+    old = ss("mesh:v1")
+    revision = r.new_revision(old, "h", 1)
+    current = ss("mesh:v2", revision={"revisionName": revision["metadata"]["name"], "policy": "Partial"},
+                 strategy={"type": "RollingUpdate", "partition": "50%"})
+    resolved = r.resolve(current, [revision])
+    on_history, dummy = inject_pod(pod(), [resolved], now=NOW, rand=lambda: 0.1)
+    on_latest, dummy = inject_pod(pod(), [resolved], now=NOW, rand=lambda: 0.9)
+    assert on_history["spec"]["containers"][0]["image"] == "mesh:v1"
+    assert on_latest["spec"]["containers"][0]["image"] == "mesh:v2"
+    assert inject_pod(on_history, [resolved], now=NOW, rand=lambda: 0.9)[0] == on_history
+    assert inject_pod(on_latest, [resolved], now=NOW, rand=lambda: 0.1)[0] == on_latest
