@@ -18,12 +18,14 @@ __metaclass__ = type
 
 import copy
 import ssl
+import time
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeClient, KubeError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeClient, KubeError, backoff_delays, is_transient
 from ansible_collections.meshops.sidecarset.plugins.module_utils.transport import TRANSPORT_ERRORS, unreachable_message
 
 try:
     import kubernetes.client
+    from kubernetes.client.exceptions import ApiException
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 
     HAS_KUBERNETES = True
@@ -74,12 +76,25 @@ def _server_url(exc):
     return "%s://%s:%s" % (pool.scheme, pool.host, pool.port) if pool.port else "%s://%s" % (pool.scheme, pool.host)
 
 
-def api_client(**kwargs):
-    """kubernetes.core's ``get_api_client``; its discovery request to an unreachable server becomes a ``KubeError``."""
-    try:
-        return get_api_client(**kwargs)
-    except TRANSPORT_ERRORS as exc:  # pylint: disable=catching-non-exception
-        raise KubeError(0, unreachable_message(_server_url(exc) or kwargs.get("host"), exc))
+def api_client(transient=None, sleep=time.sleep, **kwargs):
+    """kubernetes.core's ``get_api_client``; its discovery request to an unreachable server becomes a ``KubeError``.
+
+    A server that answers its discovery with 429 or a 5xx (throttled, overloaded; after urllib3's own Retry-After
+    retries) is asked again after the delays of ``transient`` (default ``kube.backoff_delays()``), then reported
+    as a ``KubeError`` with that status; discovery is a read, safe to repeat. An unreachable server is reported at
+    once (nothing has been written yet)."""
+    waits = list(backoff_delays() if transient is None else transient)
+    while True:
+        try:
+            return get_api_client(**kwargs)
+        except TRANSPORT_ERRORS as exc:  # pylint: disable=catching-non-exception
+            raise KubeError(0, unreachable_message(_server_url(exc) or kwargs.get("host"), exc))
+        except ApiException as exc:
+            summary = getattr(exc, "summary", None)
+            error = KubeError(exc.status or 0, "API discovery failed: %s" % (summary() if summary else exc.reason))
+            if not (error.status and is_transient(error) and waits):
+                raise error
+            sleep(waits.pop(0))
 
 
 def client_from_module(module, pool_size=None):

@@ -88,3 +88,38 @@ def test_transport_cause(error, cause):
     assert " ".join(transport_cause(error).split()).startswith(cause)
     message = unreachable_message("https://127.0.0.1:1", error)
     assert message.startswith("cannot reach the Kubernetes API at https://127.0.0.1:1: " + cause) and "\n" not in message
+
+
+def throttled_discovery(monkeypatch, failures):
+    """kubernetes.core's get_api_client answering ``failures`` (HTTP statuses, as kubernetes.dynamic raises them)
+    first, then a client."""
+    from kubernetes.dynamic.exceptions import api_exception  # pylint: disable=import-outside-toplevel
+
+    calls = []
+
+    def fake_get_api_client(**kwargs):
+        calls.append(kwargs)
+        if len(calls) <= len(failures):
+            body = '{"kind": "Status", "message": "throttled %d"}' % failures[len(calls) - 1]
+            exc = kubernetes.client.exceptions.ApiException(status=failures[len(calls) - 1], reason="Too Many Requests")
+            exc.body, exc.headers = body, {"Content-Type": "application/json"}
+            raise api_exception(exc)
+        return "client"
+
+    monkeypatch.setattr(client_mod, "get_api_client", fake_get_api_client)
+    return calls
+
+
+def test_a_throttled_discovery_is_asked_again_within_a_bound(monkeypatch):
+    calls = throttled_discovery(monkeypatch, [429, 503])
+    slept = []
+    assert client_mod.api_client(transient=[0.1, 0.2, 0.4], sleep=slept.append, host="h") == "client"
+    assert slept == [0.1, 0.2] and len(calls) == 3 and calls[0] == {"host": "h"}
+    throttled_discovery(monkeypatch, [429] * 5)
+    with pytest.raises(KubeError) as info:
+        client_mod.api_client(transient=[0, 0], sleep=lambda s: None)
+    assert info.value.status == 429 and str(info.value) == "HTTP 429: API discovery failed: throttled 429"
+    calls = throttled_discovery(monkeypatch, [401])
+    with pytest.raises(KubeError) as info:  # not transient: reported at once, as a KubeError (not "a bug")
+        client_mod.api_client(transient=[0, 0], sleep=lambda s: None)
+    assert info.value.status == 401 and len(calls) == 1
