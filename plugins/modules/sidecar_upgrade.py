@@ -138,8 +138,8 @@ options:
     description:
       - Print a progress line (done, in flight, failed, left, rate, estimated time left) at least every this many
         seconds while the module runs, and one at every batch and stop event; V(0) - none. Printed by the action
-        plugin on the controller (terminal and AWX job output) when the module runs there (C(delegate_to: localhost)
-        or a local connection).
+        plugin on the controller (terminal and AWX job output) when the module runs there (a local connection, for
+        example C(delegate_to=localhost)).
     type: float
     default: 10.0
   progress_file:

@@ -1,26 +1,35 @@
-"""Benchmark: the rollout playbook over 1,000 pods (maxUnavailable 10%) against a naive per-pod k8s patch.
+"""Benchmark: the rollout playbook over 1,000 pods (maxUnavailable 10%): the continuous window against lock-step
+batches, with realistic migration times and with zero delays, and a naive per-pod k8s patch beside them.
 
-Issue 5: "rollout of 1,000 pods with the simulator at zero delays and maxUnavailable 10%: seconds and per-pod
-overhead; beside it, in the same run, a naive playbook that patches each pod's image with kubernetes.core.k8s
-one host at a time for 100 pods, scaled per pod. Target: <= 30 ms per pod for ours, for all three phases, and
-at least 10x less per pod than the naive playbook."
+Issue 13: "1,000 pods, maxUnavailable 10%, per-pod migration times drawn from a realistic distribution (lognormal,
+median 3 s, some pods 20 s): makespan of the window and of lock-step batches in the same run, and the lower bound
+max(sum of durations / window, longest duration); target: window within 1.10x of the bound. With zero delays: at
+most 20 ms per pod for the whole playbook." Issue 5's naive comparison (``kubernetes.core.k8s`` patch, one host at
+a time, 100 pods, scaled per pod) is kept.
 
-Runs against the local control plane (tools/cluster/up.sh; started if needed) or $KUBECONFIG. Every pod carries
-the node simulator's zero-delay annotations, so the figures are the cost of the tooling itself.
+Runs against the local control plane (tools/cluster/up.sh; started if needed) or $KUBECONFIG. ``BENCH_ROLLOUT_PODS``
+(1000) injected pods in one namespace (4 Deployments); every pod carries the node simulator's zero-delay
+annotations and a rule giving the ``tinyqian/mosn:slow-*`` images a postStart hook of ``lognormal(3s, 0.9)``
+(docs/nodesim.md: drawn once per pod from its name, so the window and the batches see the same per-pod durations;
+about 2% of the pods over 20 s). Four rollouts of the same pods, each the whole ``ansible-playbook
+playbooks/rollout.yml``, every pod through upgrade, migration and reset:
 
-* ours: ``BENCH_ROLLOUT_PODS`` (1000) injected pods in one namespace (4 Deployments), then
-  ``ansible-playbook playbooks/rollout.yml`` with the MOSN SidecarSet v1 -> v2, ``rollout_max_unavailable=10%``
-  (upgrade, migration and reset of every pod); every pod must end ``done`` in the report.
-* naive: ``BENCH_NAIVE_PODS`` (100) injected pods in another namespace; an inventory of the pod names and a
-  ``serial: 1`` play with one ``kubernetes.core.k8s state=patched`` task (the container image, strategic merge
-  on the container name) -- a single write per pod, no hand-over.
+* ``rollout_1000_zero_window``: v1 -> v2 with zero delays, ``rollout_strategy=window`` (the default);
+* ``rollout_1000_zero_batches``: v2 -> v1 with zero delays, ``rollout_strategy=batches``, batches grouped
+  (``rollout_batches_per_call=0``, the faster lock-step form);
+* ``rollout_1000_lognormal_window``: v1 -> slow-a, window;
+* ``rollout_1000_lognormal_batches``: slow-a -> slow-b, lock-step batches (grouped).
 
-Both are wall-clock times of the whole ``ansible-playbook`` process. Prints three JSON lines
-(``rollout_1000``, ``naive_k8s_patch_100``, ``rollout_vs_naive``). A small callback plugin records per-task
-time so the ``rollout_1000`` line says where the time goes (``tasks``) and how many module calls it made.
-Knobs: BENCH_ROLLOUT_PODS, BENCH_NAIVE_PODS, BENCH_ROLLOUT_DEPLOYMENTS (4), BENCH_KEEP=1 (keep namespaces).
+The lognormal lines give the makespan (the first pod's start to the last pod's end, from the report), the lower
+bound ``max(sum(d) / window, max(d))`` over the per-pod durations ``d`` of that run (each pod's start to its end),
+the ideal greedy window over the same durations in the order the pods started (``ideal_window_s``: what a window
+with no overhead at all reaches in Kruise's order), and the ratios. ``rollout_window_vs_batches`` compares the two.
+Knobs: BENCH_ROLLOUT_PODS, BENCH_NAIVE_PODS (100; 0 skips), BENCH_ROLLOUT_DEPLOYMENTS (4), BENCH_DISTRIBUTION
+(``lognormal(3s, 0.9)``), BENCH_KEEP=1 (keep namespaces), BENCH_REPORTS=DIR (keep each run's report, timeline
+picture and ansible-playbook output there).
 """
 
+import heapq
 import json
 import os
 import shutil
@@ -46,9 +55,15 @@ NAIVE_PODS = int(os.environ.get("BENCH_NAIVE_PODS", "100"))
 DEPLOYMENTS = max(1, min(int(os.environ.get("BENCH_ROLLOUT_DEPLOYMENTS", "4")), PODS))
 MAX_UNAVAILABLE = "10%"
 V1, V2 = "tinyqian/mosn:v1", "tinyqian/mosn:v2"
-ZERO = {"nodesim.meshops.io/%s" % k: "0" for k in ("pull-delay", "start-delay", "post-start-duration", "termination-delay")}
-TARGET_MS_PER_POD = 30
+SLOW_A, SLOW_B = "tinyqian/mosn:slow-a", "tinyqian/mosn:slow-b"
+DISTRIBUTION = os.environ.get("BENCH_DISTRIBUTION", "lognormal(3s, 0.9)")
+ZERO = {"nodesim.meshops.io/%s" % k: "0" for k in ("pull-delay", "start-delay", "termination-delay")}
+# postStart: none for every image, the distribution for the slow-* images (later rules win)
+ZERO["nodesim.meshops.io/rules"] = json.dumps([{"image": "*", "postStartDuration": 0},
+                                               {"image": "tinyqian/mosn:slow-*", "postStartDuration": DISTRIBUTION}])
+TARGET_MS_PER_POD = 20
 TARGET_RATIO = 10
+TARGET_BOUND_RATIO = 1.10
 
 # Per-task wall time, written as JSON at the end of the play (ansible-core ships no profile_tasks).
 TIMER_CALLBACK = '''
@@ -152,19 +167,55 @@ def images(pod):
     return [c["image"] for c in pod["spec"]["containers"] if c["name"].startswith("mosn")]
 
 
-def bench_ours(kube, namespace, tmp, per_call, old, new):
-    """One rollout of every pod of ``namespace`` from ``old`` to ``new`` with ``rollout_batches_per_call``."""
+def greedy_window(durations, window):
+    """The makespan of an ideal window (no overhead): each pod, in order, starts when a place frees."""
+    places = [0.0] * max(1, window)
+    end = 0.0
+    for duration in durations:
+        start = heapq.heappop(places)
+        heapq.heappush(places, start + duration)
+        end = max(end, start + duration)
+    return end
+
+
+def schedule_figures(pods, window):
+    """Makespan, lower bound and the ideal greedy window of one run, from the report's per-pod start and total."""
+    timed = sorted((p["started_at"], p["timings"]["total"]) for p in pods if p.get("started_at") and p.get("timings", {}).get("total") is not None)
+    if not timed:
+        return {}
+    durations = [d for dummy, d in timed]
+    makespan = max(s + d for s, d in timed) - timed[0][0]
+    bound = max(sum(durations) / window, max(durations))
+    ideal = greedy_window(durations, window)
+    return {
+        "makespan_s": round(makespan, 2), "bound_s": round(bound, 2), "ideal_window_s": round(ideal, 2),
+        "makespan_vs_bound": round(makespan / bound, 3), "makespan_vs_ideal_window": round(makespan / ideal, 3),
+        "ideal_window_vs_bound": round(ideal / bound, 3),
+        "sum_durations_s": round(sum(durations), 1), "longest_s": round(max(durations), 2),
+        "median_s": round(sorted(durations)[len(durations) // 2], 2), "pods_over_20s": sum(1 for d in durations if d > 20),
+    }
+
+
+def bench_ours(kube, namespace, tmp, label, strategy, old, new, per_call=0):
+    """One rollout of every pod of ``namespace`` from ``old`` to ``new``."""
     sidecarset = write_yaml(os.path.join(tmp, "mosn-%s.yaml" % new.rsplit(":", 1)[1]), mosn_raw(new))
-    report_path = os.path.join(tmp, "rollout-report-%d.json" % per_call)
+    report_path = os.path.join(tmp, "rollout-report-%s.json" % label)
     before = {p["metadata"]["uid"] for p in kube.pods(namespace)}
-    wall, dummy, timer = playbook([
+    wall, proc, timer = playbook([
         os.path.join(ROOT, "playbooks", "rollout.yml"),
         "-e", "rollout_sidecarset=%s" % sidecarset, "-e", "rollout_namespace=%s" % namespace,
         "-e", "rollout_max_unavailable=%s" % MAX_UNAVAILABLE, "-e", "rollout_report_path=%s" % report_path,
-        "-e", "rollout_timeout=600", "-e", "rollout_batches_per_call=%d" % per_call,
-    ], kube.env, tmp, timeout=900)
+        "-e", "rollout_timeout=900", "-e", "rollout_batches_per_call=%d" % per_call, "-e", "rollout_strategy=%s" % strategy,
+    ], kube.env, tmp, timeout=1800)
     with open(report_path) as handle:
         report = json.load(handle)
+    keep = os.environ.get("BENCH_REPORTS")
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        for suffix in (".json", ".svg"):
+            shutil.copy(report_path[:-len(".json")] + suffix, os.path.join(keep, "rollout-%s%s" % (label, suffix)))
+        with open(os.path.join(keep, "rollout-%s.out" % label), "w") as handle:
+            handle.write(proc.stdout)
     pods = report["pods"]
     done = sum(1 for p in pods if p.get("phase") == "done")
     after = kube.pods(namespace)
@@ -177,17 +228,14 @@ def bench_ours(kube, namespace, tmp, per_call, old, new):
             name = task["action"].rsplit(".", 1)[1]
             module_calls[name] = module_calls.get(name, 0) + (task["items"] or task["runs"])
     batches = report["batches"]
-    batch_seconds = sum(b["seconds"] for b in batches)
-    top = sorted(tasks.items(), key=lambda kv: -kv[1]["seconds"])[:8]
-    phase_ms = {}
-    for phase in ("upgrade", "migration", "reset"):
-        values = [p.get("timings", {}).get(phase) for p in pods if p.get("timings", {}).get(phase) is not None]
-        if values:
-            phase_ms[phase] = round(1000 * sum(values) / len(values), 1)
+    top = sorted(tasks.items(), key=lambda kv: -kv[1]["seconds"])[:6]
+    window = report["plans"][0]["max_unavailable"]
     line = {
-        "bench": "rollout_%d%s" % (PODS, "" if per_call == 1 else "_batches_per_call_%d" % per_call),
+        "bench": "rollout_%d_%s" % (PODS, label),
         "pods": PODS,
         "max_unavailable": MAX_UNAVAILABLE,
+        "window": window,
+        "rollout_strategy": strategy,
         "rollout_batches_per_call": per_call,
         "images": "%s -> %s" % (old, new),
         "done": done,
@@ -198,14 +246,12 @@ def bench_ours(kube, namespace, tmp, per_call, old, new):
         "ms_per_pod": round(1000 * wall / PODS, 2),
         "seconds_role": float(report["result"]["seconds"]),
         "batches": len(batches),
-        "batch_sizes": sorted({b["size"] for b in batches}),
-        "seconds_in_batches": round(batch_seconds, 3),
-        "seconds_per_batch": round(batch_seconds / len(batches), 3) if batches else None,
         "module_calls": sum(module_calls.values()),
         "module_calls_by_module": module_calls,
-        "mean_pod_phase_ms": phase_ms,
+        "progress_lines": sum(1 for text in proc.stdout.splitlines() if "progress:" in text),
         "tasks": [{"task": key, "seconds": round(t["seconds"], 3), "runs": t["starts"]} for key, t in top],
     }
+    line.update(schedule_figures(pods, window))
     return line
 
 
@@ -276,29 +322,46 @@ def main():
         share, extra = divmod(PODS, DEPLOYMENTS)
         for index in range(DEPLOYMENTS):
             create_injected_deployment(kube, mosn_raw(V1), "app-%d" % index, ours_ns, share + (1 if index < extra else 0), annotations=ZERO)
-        create_injected_deployment(kube, mosn_raw(V1), "naive", naive_ns, NAIVE_PODS, annotations=ZERO)
-        wait_all_ready(kube, {ours_ns: PODS, naive_ns: NAIVE_PODS}, timeout=600)
+        if NAIVE_PODS:
+            create_injected_deployment(kube, mosn_raw(V1), "naive", naive_ns, NAIVE_PODS, annotations=ZERO)
+        wait_all_ready(kube, {ours_ns: PODS, naive_ns: NAIVE_PODS} if NAIVE_PODS else {ours_ns: PODS}, timeout=900)
         print("# %d + %d pods ready in %.1f s" % (PODS, NAIVE_PODS, time.monotonic() - start), file=sys.stderr, flush=True)
 
-        # the default (one sidecar_upgrade invocation per batch), then back with the batches grouped
-        per_batch = bench_ours(kube, ours_ns, tmp, 1, V1, V2)
-        print(json.dumps(stamp(per_batch)), flush=True)
-        grouped = bench_ours(kube, ours_ns, tmp, 0, V2, V1)
-        print(json.dumps(stamp(grouped)), flush=True)
-        naive = bench_naive(kube, naive_ns, tmp)
-        print(json.dumps(stamp(naive)), flush=True)
-        for ours in (per_batch, grouped):
-            ratio = naive["ms_per_pod"] / ours["ms_per_pod"] if ours["ms_per_pod"] else None
+        zero_window = bench_ours(kube, ours_ns, tmp, "zero_window", "window", V1, V2)
+        zero_window["target_ms_per_pod"] = TARGET_MS_PER_POD
+        zero_window["target_ok"] = bool(zero_window["all_done"] and zero_window["same_pods"] and zero_window["ms_per_pod"] <= TARGET_MS_PER_POD)
+        print(json.dumps(stamp(zero_window)), flush=True)
+        zero_batches = bench_ours(kube, ours_ns, tmp, "zero_batches", "batches", V2, V1)
+        print(json.dumps(stamp(zero_batches)), flush=True)
+        slow_window = bench_ours(kube, ours_ns, tmp, "lognormal_window", "window", V1, SLOW_A)
+        slow_window["distribution"] = DISTRIBUTION
+        print(json.dumps(stamp(slow_window)), flush=True)
+        slow_batches = bench_ours(kube, ours_ns, tmp, "lognormal_batches", "batches", SLOW_A, SLOW_B)
+        slow_batches["distribution"] = DISTRIBUTION
+        print(json.dumps(stamp(slow_batches)), flush=True)
+        print(json.dumps(stamp({
+            "bench": "rollout_window_vs_batches",
+            "distribution": DISTRIBUTION,
+            "window_makespan_s": slow_window.get("makespan_s"), "batches_makespan_s": slow_batches.get("makespan_s"),
+            "batches_vs_window": round(slow_batches["makespan_s"] / slow_window["makespan_s"], 2) if slow_window.get("makespan_s") else None,
+            "bound_s": slow_window.get("bound_s"), "window_vs_bound": slow_window.get("makespan_vs_bound"),
+            "ideal_window_vs_bound": slow_window.get("ideal_window_vs_bound"), "window_vs_ideal_window": slow_window.get("makespan_vs_ideal_window"),
+            "target_vs_bound": TARGET_BOUND_RATIO,
+            "target_ok": bool(slow_window.get("makespan_vs_bound") and slow_window["makespan_vs_bound"] <= TARGET_BOUND_RATIO),
+            "zero_delay_ms_per_pod": {"window": zero_window["ms_per_pod"], "batches": zero_batches["ms_per_pod"]},
+        })), flush=True)
+        if NAIVE_PODS:
+            naive = bench_naive(kube, naive_ns, tmp)
+            print(json.dumps(stamp(naive)), flush=True)
+            ratio = naive["ms_per_pod"] / zero_window["ms_per_pod"] if zero_window["ms_per_pod"] else None
             print(json.dumps(stamp({
                 "bench": "rollout_vs_naive",
-                "rollout_batches_per_call": ours["rollout_batches_per_call"],
-                "ours_ms_per_pod": ours["ms_per_pod"],
+                "rollout_strategy": "window",
+                "ours_ms_per_pod": zero_window["ms_per_pod"],
                 "naive_ms_per_pod": naive["ms_per_pod"],
                 "ratio": round(ratio, 1) if ratio else None,
-                "target_ms_per_pod": TARGET_MS_PER_POD,
                 "target_ratio": TARGET_RATIO,
-                "target_ok": bool(ours["all_done"] and ours["same_pods"] and ours["ms_per_pod"] <= TARGET_MS_PER_POD
-                                  and ratio and ratio >= TARGET_RATIO),
+                "target_ok": bool(ratio and ratio >= TARGET_RATIO),
             })), flush=True)
     finally:
         if os.environ.get("BENCH_KEEP") != "1":

@@ -6,7 +6,7 @@
 #   * profile "default": the control plane exactly as the integration tests run it;
 #   * profile "bench":   the same, with the node simulator's Events off (tools/bench/benchenv.py says why).
 # bench_upgrade runs on both, bench_rollout on "bench". With KUBECONFIG set, every benchmark uses that
-# cluster instead (profile "external") and nothing is started.
+# cluster instead (profile "external") and nothing is started. BENCH_ONLY=bench_rollout runs one benchmark alone.
 set -uo pipefail
 export REAL_NODES=0   # its control plane of its own runs on simulated nodes only (docs/real-nodes.md)
 cd "$(dirname "$0")/../.."
@@ -14,7 +14,12 @@ ROOT="$PWD"
 PY=.venv/bin/python
 status=0
 
+want() {  # want <script>: BENCH_ONLY=<name> (e.g. bench_rollout) runs that benchmark alone
+  [ -z "${BENCH_ONLY:-}" ] || [ "$BENCH_ONLY" = "$(basename "$1" .py)" ]
+}
+
 run() {  # run <script>: one benchmark, its failure recorded as a JSON line
+  want "$1" || return 0
   echo "# $1 (profile ${MESHOPS_BENCH_PROFILE:-none})" >&2
   "$PY" "$1" || { echo "{\"bench\": \"$(basename "$1" .py)\", \"profile\": \"${MESHOPS_BENCH_PROFILE:-none}\", \"error\": \"exit $?\"}"; status=1; }
 }
@@ -51,7 +56,9 @@ fi
 
 trap stop_all EXIT
 mkdir -p .bench
-if cluster default "$ROOT/.bench/cluster-default" 0; then
+if ! want tools/bench/bench_upgrade.py; then
+  :  # the default profile runs bench_upgrade only
+elif cluster default "$ROOT/.bench/cluster-default" 0; then
   run tools/bench/bench_upgrade.py
 else
   echo '{"bench": "cluster", "profile": "default", "error": "control plane did not start"}'; status=1
