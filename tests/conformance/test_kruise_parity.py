@@ -37,8 +37,8 @@ def test_resources_policy_example(kruise, case, tmp_path, request):
 def test_volumes_in_order_of_first_use(kruise, case, tmp_path, request):
     c = case()
     raw = _sidecarset("conf-volorder", {"conf": "volorder"}, [
-        {"name": "second", "image": "sidecar:2", "volumeMounts": [{"name": "vol-c", "mountPath": "/c"},
-                                                                 {"name": "vol-a", "mountPath": "/a"}]},
+        {"name": "second", "image": "sidecar:2",
+         "volumeMounts": [{"name": "vol-c", "mountPath": "/c"}, {"name": "vol-a", "mountPath": "/a"}]},
         {"name": "first", "image": "sidecar:1", "volumeMounts": [{"name": "vol-b", "mountPath": "/b"}]},
     ], volumes=[{"name": n, "emptyDir": {}} for n in ("vol-a", "vol-b", "vol-c", "vol-unused")])
     template = _template({"conf": "volorder"}, [{"name": "app", "image": "app:1"}],
