@@ -51,6 +51,10 @@ def revision(snap):
     return (json.loads(snap["annotations"]["kruise.io/sidecarset-hash"]).get("hotupgrade-sidecarset") or {}).get("controllerRevision")
 
 
+def all_ready(pods):
+    return pods if pods and all(ready(p) for p in pods) else None
+
+
 def remove_kruise():
     proc = kruise_sh("remove", timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -171,9 +175,9 @@ def test_migration_from_kruise(kruise_back, case, tmp_path, request):
     kruise.delete_sidecarset(name)
     c.sidecarsets.remove(name)
     # no webhook any more: a pod is created (dry run) without Kruise and without a sidecar
-    probe = kruise.core.create_namespaced_pod(kns, {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "probe-",
-                                                   "labels": {"app": "hotupgrade"}},
-                                                   "spec": {"containers": [{"name": "app", "image": "probe"}]}}, dry_run="All")
+    plain = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "probe-", "labels": {"app": "hotupgrade"}},
+             "spec": {"containers": [{"name": "app", "image": "probe"}]}}
+    probe = kruise.core.create_namespaced_pod(kns, plain, dry_run="All")
     assert [x.name for x in probe.spec.containers] == ["app"]
 
     # our rollout, twice, on the pods Kruise left (the exported SidecarSet, only the image changed)
@@ -218,8 +222,7 @@ def test_migration_to_kruise(kruise_back, case, tmp_path, request):
     results, proc = run_tasks([("sidecar_inject", {"sidecarsets": [v1_file], "namespace": kns, "workloads": ["Deployment/app"]})],
                               kruise.env)
     assert not results[0].get("failed"), (results[0], proc.stdout[-3000:])
-    injected = wait_for(lambda: (lambda p: p if p and all(ready(x) for x in p) else None)(newest_pods(kruise, kns, "app", REPLICAS)),
-                        timeout=60, message="our injected pods ready")
+    injected = wait_for(lambda: all_ready(newest_pods(kruise, kns, "app", REPLICAS)), timeout=60, message="our injected pods ready")
     assert all(working(p) == "sidecar-1" and images(p)["sidecar-1"] == V1 for p in injected)
     report = rollout(kruise, write_yaml(tmp_path / "v2.yaml", with_image(raw, V2)), kns, str(tmp_path / "report.json"))
     assert [p["phase"] for p in report["pods"]] == ["done"] * REPLICAS, report["pods"]
