@@ -54,8 +54,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     write_inplace_state,
     write_working,
 )
-from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import (  # noqa: F401 (ACTION_* re-exported)
-    ACTION_FAIL,
+from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import (
     ACTION_NONE,
     ACTION_REFUSE,
     ACTION_RESET,
@@ -90,9 +89,8 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset impo
     sidecar_containers,
     sidecarset_name,
 )
-from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import (  # noqa: F401 (InvalidVersion re-exported)
+from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import (
     EMPTY_VERSION,
-    InvalidVersion,
     check_version,
     format_timestamp,
     next_version,

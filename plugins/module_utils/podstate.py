@@ -35,8 +35,6 @@ import re
 from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import (
     INPLACE_UPDATE_STATE,
     POD_HASH_WITHOUT_IMAGE,
-    SIDECARSET_HASH,
-    SIDECARSET_HASH_WITHOUT_IMAGE,
     dumps,
     hot_upgrade_names,
     load_json_annotation,

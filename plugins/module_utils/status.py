@@ -41,10 +41,11 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset impo
     sidecarset_name,
 )
 
-# The per-twin version keys of a report. ``version_alt`` is the spelling sidecar_upgrade used before 1.x: kept as
-# an alias of ``versionalt`` for one release (changelogs/fragments), then removed.
+# The per-twin version keys of a report. ``version_alt`` is the spelling of sidecar_upgrade's earlier releases: kept
+# as an alias of ``versionalt`` for one release (changelogs/fragments/one-assessment.yml), then removed.
 VERSION_KEYS = ("version", "versionalt")
 VERSION_ALT_ALIAS = "version_alt"
+
 
 def _is_ready(pod, sidecarset):
     return is_pod_state_consistent(pod, sidecarset) and is_pod_ready(pod, sidecarset)

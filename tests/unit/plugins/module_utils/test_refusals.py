@@ -21,6 +21,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import (
     PlanRefusal,
     SidecarSetError,
 )
+from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import InvalidVersion
 from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory as pf
 
 SS1 = pf.sidecarset()
@@ -28,11 +29,11 @@ SS2 = pf.with_images(SS1, "hash-2", mesh="reg.example/mesh:v2")
 
 
 def test_error_hierarchy():
-    for cls in (PlanRefusal, AnnotationError, ParameterError, SidecarSetError, ManifestError, hu.InvalidVersion):
+    for cls in (PlanRefusal, AnnotationError, ParameterError, SidecarSetError, ManifestError, InvalidVersion):
         assert issubclass(cls, MeshopsError)
     assert issubclass(AnnotationError, PlanRefusal) and issubclass(AnnotationError, ValueError)
     assert not issubclass(PlanRefusal, ValueError)
-    assert issubclass(hu.InvalidVersion, ParameterError) and issubclass(ParameterError, ValueError)
+    assert issubclass(InvalidVersion, ParameterError) and issubclass(ParameterError, ValueError)
 
 
 @pytest.mark.parametrize("raw,message", [
@@ -94,7 +95,7 @@ def test_a_bad_now_is_a_caller_error_not_a_refusal():
 
 
 def test_invalid_version_is_a_parameter_error(now):
-    with pytest.raises(hu.InvalidVersion, match="must be greater than every version"):
+    with pytest.raises(InvalidVersion, match="must be greater than every version"):
         hu.plan_hot_upgrade(pf.pod(), SS2, 1, now)
 
 
