@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover - PyYAML is a requirement of ansible-cor
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError, ManifestError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import inject_pod
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import kind_info
+from ansible_collections.meshops.sidecarset.plugins.module_utils.resources import ResourcesPolicyRefusal
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import namespace_labels as namespace_labels_of
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
     check_struct,
@@ -238,6 +239,8 @@ def inject_manifest(doc, sidecarsets, namespace_labels=None, now=None):
                                     namespace_labels=_namespace_labels_for(namespace, namespace_labels), now=now)
     except AnnotationError as exc:  # a Kruise annotation of the template that is not in Kruise's format
         raise ManifestError(str(exc), field=prefix + "metadata.annotations")
+    except ResourcesPolicyRefusal as exc:  # Kruise's webhook refuses such a pod: name the document too
+        raise ManifestError(str(exc), field=prefix + "spec.containers")
     labels = pod_like["metadata"].get("labels") or {}
     changed = new_pod["metadata"] != pod_like["metadata"] or new_pod["spec"] != pod_like["spec"]
     if not changed:

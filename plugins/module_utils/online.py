@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import WORKLOAD_KINDS, kind_info
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest, pod_template_path
@@ -98,7 +99,12 @@ def inject_workloads(client, sidecarsets, namespaces, kinds=WORKLOAD_KINDS, name
                     continue
                 obj["kind"] = kind
                 obj["apiVersion"] = kind_info(kind).api_version
-                status, reason, before, after = inject_one(client, sidecarsets, obj, ns_labels)
+                try:
+                    status, reason, before, after = inject_one(client, sidecarsets, obj, ns_labels)
+                except ManifestError as exc:  # name the workload (offline names the file)
+                    if exc.source is None:
+                        exc.source = "%s/%s/%s" % (namespace, kind, name)
+                    raise
                 results.append({"kind": kind, "name": name, "namespace": namespace, "status": status, "reason": reason,
                                 "before": before, "after": after})
     if wanted:

@@ -46,6 +46,11 @@ _QUANTITY_RE = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
 _NANO = Fraction(1, 10 ** 9)
 
 
+class ResourcesPolicyRefusal(SidecarSetError):
+    """A pod that ``resourcesPolicy`` refuses (no target container, an expression that fails on its resources), as
+    Kruise's webhook refuses its creation; the manifest code adds the file, document or workload."""
+
+
 class QuantityError(ValueError):
     """A string that is not a Kubernetes quantity."""
 
@@ -741,12 +746,12 @@ def apply_resources_policy(pod_spec, container, excluded_names, sidecarset=None)
     try:
         targets = target_containers(pod_spec, regex, excluded_names)
     except ValueError as exc:
-        raise SidecarSetError([(path, "failed to get target containers: invalid regex pattern %s: %s"
-                                % (_go_quote(regex), exc))], sidecarset=sidecarset)
+        raise ResourcesPolicyRefusal([(path, "failed to get target containers: invalid regex pattern %s: %s"
+                                       % (_go_quote(regex), exc))], sidecarset=sidecarset)
     if not targets:
-        raise SidecarSetError([(path, "no containers match the regex pattern %s" % _go_quote(regex))],
-                              sidecarset=sidecarset)
+        raise ResourcesPolicyRefusal([(path, "no containers match the regex pattern %s" % _go_quote(regex))],
+                                     sidecarset=sidecarset)
     try:
         return compute_resources(policy, targets)
     except (CalculatorError, QuantityError) as exc:
-        raise SidecarSetError([(path, str(exc))], sidecarset=sidecarset)
+        raise ResourcesPolicyRefusal([(path, str(exc))], sidecarset=sidecarset)

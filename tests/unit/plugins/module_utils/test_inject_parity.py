@@ -349,3 +349,20 @@ def test_patch_pod_metadata_not_json_refuses_the_pod():
     plan = plan_hot_upgrade(the_pod, target, 2000, NOW)
     assert plan.action == "refuse" and "patchPodMetadata" in plan.reason and "example.com/merged" in plan.reason
     assert not plan.writes
+
+
+def test_resources_policy_refusal_names_the_manifest_document():
+    """Offline, a pod the policy refuses names the file, the document and the field (Kruise: the pod's creation
+    fails with the same message)."""
+    import yaml
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.offline import render
+    ss = normalize_sidecarset(sidecarset(containers=[{"name": "sidecar1", "image": "s:1", "resourcesPolicy": policy(
+        "sum", "^nonexistent$", {"cpu": "cpu*50%"})}]))
+    doc = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+           "spec": {"selector": {"matchLabels": {"app": "a"}}, "template": pod([app("app1", {"cpu": "200m"})])}}
+    with pytest.raises(ManifestError) as info:
+        render([("apps/web.yaml", "web.yaml", yaml.safe_dump_all([{"kind": "ConfigMap"}, doc]))], [ss])
+    assert str(info.value) == ('manifest (apps/web.yaml, document[1]): spec.template.spec.containers: SidecarSet \'s\': '
+                               'resourcesPolicy of sidecar \'sidecar1\': no containers match the regex pattern '
+                               '"^nonexistent$"')
