@@ -2,26 +2,35 @@
 # make demo: the whole system on one machine, with real sidecar processes and real traffic.
 #
 # 1. starts a local control plane of its own (tools/cluster/up.sh with MESHOPS_CLUSTER_DIR=.cluster/demo
-#    and its own ports, so it never disturbs the cluster of the tests) whose node simulator runs in
-#    process mode (examples/demo/nodesim-processes.yaml): the mesh-sidecar images and the demo app
-#    are real processes on 127.0.0.1, each pod with its own port block and volume directories;
+#    and its own ports, so it never disturbs the cluster of the tests) with a real kubelet node
+#    (tools/realnode: kubelet + containerd + runc, images built here; docs/real-nodes.md). Where no
+#    kubelet can run (no root, no cgroups, ...) it says why and runs on the node simulator's process
+#    mode instead (examples/demo/nodesim-processes.yaml: the mesh-sidecar images and the demo app are
+#    real processes on 127.0.0.1, each pod with its own port block and volume directories);
 # 2. examples/demo/demo.py: a 5-replica Deployment, the sample SidecarSet injected (playbooks/inject.yml),
-#    traffic through every pod's sidecar, playbooks/rollout.yml v1 -> v2 (maxUnavailable 2), traffic
-#    stopped, the rollout report and the checks (0 failed requests, every pod on v2 in its working
-#    slot with the other slot empty, same pod UIDs);
-# 3. stops that control plane and every process (unless KEEP_CLUSTER=1).
+#    traffic through every pod's sidecar (the pods' own IPs on a real node), playbooks/rollout.yml
+#    v1 -> v2 (maxUnavailable 2), traffic stopped, the rollout report and the checks (0 failed requests,
+#    every pod on v2 in its working slot with the other slot empty, same pod UIDs), and the node kind;
+# 3. stops that control plane, its nodes and every process (unless KEEP_CLUSTER=1).
 #
-# Environment: KEEP_CLUSTER=1 (leave the demo cluster running to explore it), DEMO_OUT (out/demo),
+# Environment: DEMO_NODES (auto: a real node where a kubelet can run, else process mode, saying so;
+# real: a real node or exit 2; process: the simulator's process mode),
+# KEEP_CLUSTER=1 (leave the demo cluster running to explore it), DEMO_OUT (out/demo),
 # DEMO_CLUSTER_DIR (.cluster/demo), DEMO_BASE_PORT (21000: pod k uses 127.0.0.1:DEMO_BASE_PORT+10k..+9),
 # MESHOPS_APISERVER_PORT (26443), MESHOPS_ETCD_PORT (33790), MESHOPS_ETCD_PEER_PORT (33800),
 # MESHOPS_KCM_PORT (30257), DEMO_ARGS (extra arguments of examples/demo/demo.py, e.g. "--rate 40").
 # Exit codes: 0 every check passed, 1 a check failed, 2 a step could not run, or up.sh's code.
 set -euo pipefail
-export REAL_NODES=0   # its control plane of its own runs on simulated nodes only (docs/real-nodes.md)
+NODES_MODE="${DEMO_NODES:-auto}"
+case "$NODES_MODE" in
+  auto|real) export REAL_NODES=1 ;;
+  process) export REAL_NODES=0 ;;
+  *) echo "tools/demo.sh: DEMO_NODES=$NODES_MODE is not known (auto, real or process)" >&2; exit 64 ;;
+esac
 
 case "${1:-}" in
   "") ;;
-  -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "tools/demo.sh: unexpected argument '$1' (it takes none; see --help)" >&2; exit 64 ;;
 esac
 
@@ -81,10 +90,40 @@ if ls "$MESHOPS_CLUSTER_DIR"/*.pid >/dev/null 2>&1; then
   tools/cluster/down.sh >"$OUT/cluster-down.log" 2>&1 || true
 fi
 
-say "starting a local control plane of its own in $MESHOPS_CLUSTER_DIR (apiserver 127.0.0.1:$MESHOPS_APISERVER_PORT), node simulator in process mode"
+say "starting a local control plane of its own in $MESHOPS_CLUSTER_DIR (apiserver 127.0.0.1:$MESHOPS_APISERVER_PORT; DEMO_NODES=$NODES_MODE)"
 t0=$(date +%s)
 tools/cluster/up.sh >"$OUT/cluster-up.log" 2>&1 || { rc=$?; cat "$OUT/cluster-up.log" >&2; exit "$rc"; }
 say "control plane ready in $(( $(date +%s) - t0 ))s"
 
+WHERE=(--process-dir "$PROCS")
+if [ "$REAL_NODES" = 1 ]; then
+  NODE="$(KUBECONFIG="$KUBECONFIG_FILE" "$PY" - <<'PYEOF'
+import urllib3
+from kubernetes import client, config
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+config.load_kube_config()
+nodes = client.CoreV1Api().list_node(label_selector="meshops.io/node-kind=real").items
+print(next((n.metadata.name for n in nodes if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])), ""))
+PYEOF
+)"
+  if [ -n "$NODE" ]; then
+    say "real node $NODE is Ready: the pods run on a real kubelet (containerd, runc, images built here)"
+    WHERE=(--real-node "$NODE")
+  else
+    # up.sh's own words on why no kubelet could start
+    reason="$(grep -E '^realnode: |REAL_NODES=1 but' "$OUT/cluster-up.log" | tail -n 3 || true)"
+    [ -n "$reason" ] || reason="(no real node is Ready; see $OUT/cluster-up.log)"
+    if [ "$NODES_MODE" = real ]; then
+      printf '%s\n' "$reason" >&2
+      say "FAILED: DEMO_NODES=real but no real node could start here"
+      exit 2
+    fi
+    printf '%s\n' "$reason"
+    say "no real node could start on this machine (above): running on the node simulator's process mode instead"
+  fi
+else
+  say "DEMO_NODES=process: the node simulator's process mode (real processes on 127.0.0.1)"
+fi
+
 # shellcheck disable=SC2086
-"$PY" examples/demo/demo.py --kubeconfig "$KUBECONFIG_FILE" --process-dir "$PROCS" --out "$OUT" ${DEMO_ARGS:-}
+"$PY" examples/demo/demo.py --kubeconfig "$KUBECONFIG_FILE" "${WHERE[@]}" --out "$OUT" ${DEMO_ARGS:-}

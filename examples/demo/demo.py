@@ -1,20 +1,23 @@
-"""The demo scenario, against a running local control plane whose node simulator runs in process
-mode with examples/demo/nodesim-processes.yaml (tools/demo.sh starts and stops that cluster).
+"""The demo scenario, against a running local control plane (tools/demo.sh starts and stops it), on
+a real kubelet node (``--real-node``) or on the node simulator's process mode (``--process-dir``).
 
-    .venv/bin/python examples/demo/demo.py --kubeconfig K --process-dir D --out OUT
+    .venv/bin/python examples/demo/demo.py --kubeconfig K (--real-node NODE | --process-dir D) --out OUT
 
 1. a fresh namespace and a 5-replica Deployment ``demo-app`` (image ``meshops/demo-app:1``, label
-   ``mesh-sidecar: enabled``);
+   ``mesh-sidecar: enabled``); on a real node its pods ask for it (``schedulerName: meshops-real``, a
+   nodeSelector and a toleration of the real nodes' taint, docs/real-nodes.md);
 2. ``playbooks/inject.yml`` online: the sample SidecarSet (examples/demo/sidecarset.yaml, v1,
    HotUpgrade) is injected into the Deployment, which replaces its pods;
-3. once the 5 injected pods are Ready: loopback traffic through every pod's sidecar port
-   (examples/demo/traffic.py, ports from the simulator's ``pods.json``);
+3. once the 5 injected pods are Ready: traffic through every pod's sidecar (examples/demo/traffic.py):
+   on a real node to each pod's own IP, port 15001; in process mode to the loopback ports of the
+   simulator's ``pods.json``;
 4. ``playbooks/rollout.yml`` from v1 to v2 with maxUnavailable 2 (report in OUT/rollout.json);
 5. traffic stopped; checks: 0 failed requests, every pod answers on v2 from its working slot with
-   the other slot on the empty image, the same pod UIDs as before the rollout.
+   the other slot on the empty image (spec, the kubelet's status, and in process mode the process
+   that runs), the same pod UIDs as before the rollout.
 
-Writes OUT/result.json and prints a summary; exit 0 when every check passed, 1 otherwise, 2 when
-a step could not run. Every wait is bounded.
+Writes OUT/result.json and prints a summary ending with the traffic line and the node kind; exit 0
+when every check passed, 1 otherwise, 2 when a step could not run. Every wait is bounded.
 """
 
 import argparse
@@ -41,10 +44,17 @@ WORKING = "kruise.io/sidecarset-working-hotupgrade-container"
 EMPTY_IMAGE = "meshops/mesh-sidecar:empty"
 V1, V2 = "meshops/mesh-sidecar:v1", "meshops/mesh-sidecar:v2"
 DEPLOYMENT = "demo-app"
+SIDECAR_PORT = 15001   # MESH_SIDECAR_LISTEN of examples/demo/sidecarset.yaml
+KIND_LABEL = "meshops.io/node-kind"
 
 
 class StepFailed(Exception):
     pass
+
+
+def same_image(reported, image):
+    """A kubelet on containerd reports ``docker.io/<image>`` for an image written as ``<image>``."""
+    return reported in (image, "docker.io/" + image)
 
 
 def say(msg):
@@ -77,8 +87,17 @@ class Demo:
         self.ns = args.namespace
         self.out = os.path.abspath(args.out)
         os.makedirs(self.out, exist_ok=True)
-        self.status_file = os.path.join(args.process_dir, "pods.json")
-        self.result = {"ok": False, "namespace": self.ns, "checks": {}}
+        self.status_file = os.path.join(args.process_dir, "pods.json") if args.process_dir else None
+        self.result = {"ok": False, "namespace": self.ns, "checks": {}, "node_kind": None}
+
+    def node_kind(self):
+        """What the pods run on, for the closing line: the real node's kubelet and runtime, or process mode."""
+        if not self.args.real_node:
+            return "simulated (node simulator, process mode: real processes on 127.0.0.1)"
+        node = self.core.read_node(self.args.real_node)
+        info = node.status.node_info
+        kind = (node.metadata.labels or {}).get(KIND_LABEL, "unlabelled")
+        return "%s (node %s: kubelet %s, %s)" % (kind, self.args.real_node, info.kubelet_version, info.container_runtime_version)
 
     # ------------------------------------------------------------------ helpers
     def env(self):
@@ -106,8 +125,18 @@ class Demo:
         return [self.api.sanitize_for_serialization(p) for p in items]
 
     def proc_status(self):
+        """The simulator's process table (process mode); empty on a real node."""
+        if not self.status_file:
+            return {}
         with open(self.status_file, encoding="utf-8") as handle:
             return json.load(handle)["pods"]
+
+    def endpoint(self, pod, procs):
+        """Where the pod's sidecar listens: its own IP on a real node, its loopback port in process mode."""
+        if self.args.real_node:
+            return pod["status"].get("podIP"), SIDECAR_PORT
+        entry = procs.get("%s/%s" % (self.ns, pod["metadata"]["name"])) or {}
+        return "127.0.0.1", (entry.get("ports") or {}).get("sidecar")
 
     @staticmethod
     def ready(pod):
@@ -125,6 +154,8 @@ class Demo:
             return None
         if not all(self.ready(p) and {c["name"] for c in p["spec"]["containers"]} >= set(TWINS) for p in pods):
             return None
+        if self.args.real_node:
+            return pods if all(p["status"].get("podIP") for p in pods) else None
         procs = self.proc_status()
         for p in pods:
             entry = procs.get("%s/%s" % (self.ns, p["metadata"]["name"]))
@@ -133,8 +164,9 @@ class Demo:
         return pods
 
     @staticmethod
-    def get(port, timeout=5.0):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    def get(where, timeout=5.0):
+        """GET / at ``where`` = (host, port): (status, x-sidecar-build, x-sidecar-version)."""
+        conn = http.client.HTTPConnection(where[0], where[1], timeout=timeout)
         try:
             conn.request("GET", "/", headers={"Connection": "close"})
             resp = conn.getresponse()
@@ -145,6 +177,8 @@ class Demo:
 
     # ------------------------------------------------------------------ steps
     def setup(self):
+        self.result["node_kind"] = self.node_kind()
+        say("pods run on %s" % self.result["node_kind"])
         say("namespace %s, Deployment %s (%d replicas, image meshops/demo-app:1)" % (self.ns, DEPLOYMENT, self.args.replicas))
         try:
             self.core.delete_namespace(self.ns)
@@ -173,20 +207,22 @@ class Demo:
                 raise
 
         wait_for("the default ServiceAccount", default_sa, 60)
+        pod_spec = {
+            # >= MESH_SIDECAR_DRAIN_SECONDS (5 in the demo SidecarSet) + 10
+            "terminationGracePeriodSeconds": 20,
+            "containers": [{"name": "app", "image": "meshops/demo-app:1", "imagePullPolicy": "IfNotPresent"}],
+        }
+        if self.args.real_node:
+            # the real nodes' scheduler profile, node and taint (tools/realnode/lib.sh); images are imported, never pulled
+            pod_spec.update(schedulerName="meshops-real", nodeSelector={KIND_LABEL: "real", "kubernetes.io/hostname": self.args.real_node},
+                            tolerations=[{"key": KIND_LABEL, "operator": "Equal", "value": "real", "effect": "NoSchedule"}])
         self.apps.create_namespaced_deployment(self.ns, {
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": DEPLOYMENT, "namespace": self.ns},
             "spec": {
                 "replicas": self.args.replicas,
                 "selector": {"matchLabels": {"app": DEPLOYMENT}},
-                "template": {
-                    "metadata": {"labels": {"app": DEPLOYMENT, "mesh-sidecar": "enabled"}},
-                    "spec": {
-                        # >= MESH_SIDECAR_DRAIN_SECONDS (5 in the demo SidecarSet) + 10
-                        "terminationGracePeriodSeconds": 20,
-                        "containers": [{"name": "app", "image": "meshops/demo-app:1"}],
-                    },
-                },
+                "template": {"metadata": {"labels": {"app": DEPLOYMENT, "mesh-sidecar": "enabled"}}, "spec": pod_spec},
             },
         })
 
@@ -204,30 +240,30 @@ class Demo:
         self.before = {}
         for p in pods:
             name = p["metadata"]["name"]
-            port = procs["%s/%s" % (self.ns, name)]["ports"]["sidecar"]
+            where = self.endpoint(p, procs)
             # the app behind the sidecar may still be starting (no readiness probe on it): wait for a 200
-            status, build, version = wait_for("pod %s's sidecar on 127.0.0.1:%d to answer 200" % (name, port),
-                                              lambda port=port: self.answered(port), 30)
+            status, build, version = wait_for("pod %s's sidecar on %s:%d to answer 200" % ((name,) + where),
+                                              lambda where=where: self.answered(where), 30)
             if status != 200 or build != "v1":
                 raise StepFailed("pod %s: the sidecar answered %s build %s (want 200 v1)" % (name, status, build))
-            self.before[name] = {"uid": p["metadata"]["uid"], "port": port, "node": p["spec"].get("nodeName")}
+            self.before[name] = {"uid": p["metadata"]["uid"], "endpoint": "%s:%d" % where, "node": p["spec"].get("nodeName")}
         say("%d pods injected and Ready in %.0fs, every sidecar answers on v1: %s" % (
-            len(pods), secs, ", ".join("%s=127.0.0.1:%d" % (n, v["port"]) for n, v in sorted(self.before.items()))))
+            len(pods), secs, ", ".join("%s=%s" % (n, v["endpoint"]) for n, v in sorted(self.before.items()))))
 
-    def answered(self, port):
-        """The sidecar's answer on ``port`` when it is a 200, else ``None`` (ask again)."""
-        answer = self.get(port)
+    def answered(self, where):
+        """The sidecar's answer at ``where`` when it is a 200, else ``None`` (ask again)."""
+        answer = self.get(where)
         return answer if answer and answer[0] == 200 else None
 
     def start_traffic(self):
-        ports = ",".join(str(v["port"]) for v in self.before.values())
+        targets = ",".join(v["endpoint"] for v in self.before.values())
         env = self.env()
         env["PYTHONPATH"] = os.path.join(ROOT, "examples", "mesh-sidecar")
         self.traffic_out = os.path.join(self.out, "traffic.json")
         started = os.path.join(self.out, "traffic.started")
         if os.path.exists(started):
             os.unlink(started)
-        cmd = [sys.executable, os.path.join(HERE, "traffic.py"), "--ports", ports, "--rate", str(self.args.rate),
+        cmd = [sys.executable, os.path.join(HERE, "traffic.py"), "--targets", targets, "--rate", str(self.args.rate),
                "--max-duration", str(self.args.max_traffic), "--out", self.traffic_out, "--started-file", started]
         if self.args.records:
             cmd += ["--records-dir", self.out]
@@ -308,10 +344,13 @@ class Demo:
             statuses = {c["name"]: c for c in p.get("status", {}).get("containerStatuses") or []}
             other = TWINS[1] if working == TWINS[0] else TWINS[0]
             entry = procs.get("%s/%s" % (self.ns, name)) or {}
-            running = {c: i.get("image") for c, i in (entry.get("containers") or {}).items()}
+            if self.args.real_node:   # what runs is what the kubelet reports running
+                running = {c: s.get("image") for c, s in statuses.items() if (s.get("state") or {}).get("running")}
+            else:
+                running = {c: i.get("image") for c, i in (entry.get("containers") or {}).items()}
             try:
-                status, build, version = self.get(entry["ports"]["sidecar"])
-            except (OSError, KeyError) as exc:
+                status, build, version = self.get(self.endpoint(p, procs))
+            except (OSError, TypeError) as exc:
                 status, build, version = None, str(exc), None
             wstatus = statuses.get(working) or {}
             ostatus = statuses.get(other) or {}
@@ -319,11 +358,11 @@ class Demo:
                 (working not in TWINS, "no working slot annotation"),
                 (images.get(working) != V2, "working slot spec image %s" % images.get(working)),
                 (images.get(other) != EMPTY_IMAGE, "other slot spec image %s" % images.get(other)),
-                (wstatus.get("image") != V2 or not wstatus.get("ready"), "working slot status %s ready=%s" % (
+                (not same_image(wstatus.get("image"), V2) or not wstatus.get("ready"), "working slot status %s ready=%s" % (
                     wstatus.get("image"), wstatus.get("ready"))),
-                (ostatus.get("image") != EMPTY_IMAGE, "other slot status image %s" % ostatus.get("image")),
-                (running.get(working) != V2, "working slot process runs %s" % running.get(working)),
-                (running.get(other) != EMPTY_IMAGE, "other slot process runs %s" % running.get(other)),
+                (not same_image(ostatus.get("image"), EMPTY_IMAGE), "other slot status image %s" % ostatus.get("image")),
+                (not same_image(running.get(working), V2), "working slot runs %s" % running.get(working)),
+                (not same_image(running.get(other), EMPTY_IMAGE), "other slot runs %s" % running.get(other)),
                 (status != 200 or build != "v2", "sidecar answers %s %s" % (status, build)),
                 (not self.ready(p), "pod not Ready"),
             ) if bad]
@@ -363,8 +402,9 @@ class Demo:
         print("=== traffic ===")
         if traffic:
             t = traffic["total"]
-            print("%d requests in %.1fs, %d failed %s, answered by builds %s, p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (
-                t["requests"], t["duration_s"], t["failed"], t["errors"] or "", t["by_build"], t["p50_ms"], t["p99_ms"], t["max_ms"]))
+            print("%d requests in %.1fs, %d failed %s, answered by builds %s, p50 %.1f ms, p99 %.1f ms, max %.1f ms; ran on %s" % (
+                t["requests"], t["duration_s"], t["failed"], t["errors"] or "", t["by_build"], t["p50_ms"], t["p99_ms"], t["max_ms"],
+                self.result["node_kind"]))
         else:
             print("(no traffic result)")
         print("=== checks ===")
@@ -376,7 +416,9 @@ class Demo:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--kubeconfig", required=True)
-    parser.add_argument("--process-dir", required=True, help="the node simulator's process directory (pods.json)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--real-node", help="a Ready real node (label meshops.io/node-kind=real, tools/realnode)")
+    where.add_argument("--process-dir", help="the node simulator's process directory (pods.json): process mode")
     parser.add_argument("--out", required=True, help="directory for logs, reports and result.json")
     parser.add_argument("--namespace", default="mesh-demo")
     parser.add_argument("--replicas", type=int, default=5)

@@ -1,19 +1,22 @@
-"""End to end, what ``make demo`` does: tools/demo.sh on a control plane of its own.
+"""End to end, what ``make demo`` does: tools/demo.sh on a control plane of its own, both ways it runs.
 
-A local control plane in a temporary directory on free ports (never the one of the other tests),
-its node simulator in process mode (examples/demo/nodesim-processes.yaml: the mesh-sidecar v1/v2,
-its empty twin and the demo app are real processes on 127.0.0.1), a 5-replica Deployment injected
-with examples/demo/sidecarset.yaml, traffic through every pod's sidecar during
-``playbooks/rollout.yml`` v1 -> v2 (maxUnavailable 2). Asserts 0 failed requests, every pod on v2
-in its working slot with the other slot on the empty image, the same pod UIDs, and that nothing is
-left running afterwards.
+A local control plane in a temporary directory on free ports (never the one of the other tests) and
+either a real kubelet node of its own (DEMO_NODES=real: kubelet + containerd, the pods' own IPs;
+skipped, with up.sh's reason, where no kubelet can run) or its node simulator in process mode
+(DEMO_NODES=process, the fallback: the mesh-sidecar v1/v2, its empty twin and the demo app are real
+processes on 127.0.0.1). A 5-replica Deployment injected with examples/demo/sidecarset.yaml, traffic
+through every pod's sidecar during ``playbooks/rollout.yml`` v1 -> v2 (maxUnavailable 2). Asserts 0
+failed requests, every pod on v2 in its working slot with the other slot on the empty image, the
+same pod UIDs, the node kind in the closing line, and that nothing is left running afterwards.
 """
 
 import json
 import os
 import random
 import socket
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -66,9 +69,28 @@ def _alive(pid):
     return True
 
 
-def test_make_demo_rollout_without_failed_requests(tmp_path):
-    cluster = tmp_path / "cluster"
-    out = tmp_path / "out"
+def _processes_mentioning(text):
+    """Command lines of running processes that name ``text`` (a real node's kubelet, containerd and shims do)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(cmdline[:200])
+    return found
+
+
+@pytest.mark.parametrize("nodes", ["real", "process"])
+def test_make_demo_rollout_without_failed_requests(nodes):
+    # a short state dir: a real node's kubelet puts Unix sockets (107 bytes at most) three levels below it
+    short = Path(tempfile.mkdtemp(prefix="demo-", dir="/tmp"))
+    cluster = short / "c"
+    out = ROOT / "out" / ("demo-e2e-" + nodes)   # kept after the run: logs, rollout.json, result.json
+    shutil.rmtree(out, ignore_errors=True)
     api, etcd, peer, kcm = _free_ports(4)
     (base,) = _free_ports(1, span=200)
     env = dict(os.environ)
@@ -79,7 +101,7 @@ def test_make_demo_rollout_without_failed_requests(tmp_path):
         # down.sh in the finally below reads MESHOPS_CLUSTER_DIR: without it, it would stop the test cluster
         MESHOPS_CLUSTER_DIR=str(cluster),
         MESHOPS_APISERVER_PORT=str(api), MESHOPS_ETCD_PORT=str(etcd), MESHOPS_ETCD_PEER_PORT=str(peer),
-        MESHOPS_KCM_PORT=str(kcm),
+        MESHOPS_KCM_PORT=str(kcm), DEMO_NODES=nodes,
     )
     try:
         proc = subprocess.run([str(ROOT / "tools" / "demo.sh")], cwd=str(ROOT), env=env, capture_output=True,
@@ -88,10 +110,15 @@ def test_make_demo_rollout_without_failed_requests(tmp_path):
         # whatever happened, nothing of this cluster may survive the test
         subprocess.run([str(ROOT / "tools" / "cluster" / "down.sh")], cwd=str(ROOT), env=env,
                        capture_output=True, timeout=120, check=False)
+        leftover = _processes_mentioning(str(cluster))
+        if not leftover:
+            shutil.rmtree(short, ignore_errors=True)
     output = proc.stdout + proc.stderr
     up_log = out / "cluster-up.log"
     if proc.returncode == 2 and up_log.exists() and "cannot be installed" in up_log.read_text():
         pytest.skip("local control plane unavailable on this machine")
+    if nodes == "real" and proc.returncode == 2 and "no real node could start here" in output:
+        pytest.skip("no kubelet can run on this machine: " + output[-600:])
     result_path = out / "result.json"
     assert result_path.exists(), output[-6000:]
     result = json.loads(result_path.read_text())
@@ -124,11 +151,22 @@ def test_make_demo_rollout_without_failed_requests(tmp_path):
         assert row["answers"].startswith("200 v2")
 
     # make demo leaves nothing running
+    # the closing traffic line names what the pods ran on
+    traffic_line = [ln for ln in output.splitlines() if " requests in " in ln and "ran on " in ln]
+    assert traffic_line, output[-3000:]
+    kind = result["node_kind"]
+    assert kind.startswith("real (node ") if nodes == "real" else kind.startswith("simulated"), kind
+    assert kind in traffic_line[-1]
+    if nodes == "real":   # what ran, as the kubelet reported it: no process table of ours
+        assert all(not row.get("processes") for row in result["pods"])
+        assert all(t.split(":")[0].startswith("10.") for t in traffic["per_port"]), traffic["per_port"]
+
     assert "nothing left running" in output
     assert not list(cluster.glob("*.pid"))
+    assert not _processes_mentioning(str(cluster)), "left running: %s" % _processes_mentioning(str(cluster))
     for row in result["pods"]:
         for info in (row.get("processes") or {}).values():
             assert not _alive(info["pid"]), info
-    sidecar_ports = [int(p) for p in traffic["per_port"]]
+    sidecar_ports = [int(t.rsplit(":", 1)[1]) for t in traffic["per_port"] if t.startswith("127.0.0.1:")]
     for port in [api, etcd] + sidecar_ports:
         assert not _listening(port), port

@@ -45,6 +45,11 @@ if [ -z "${MESHOPS_REALNODE_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; th
   exec flock -o "$STATE/.realnode.lock" "$0" "$@"
 fi
 
+# kubelet's longest Unix socket: <node dir>/kubelet/root/pod-resources/<9 digits>; the kernel allows 107 bytes
+longest="$(node_dir $((NODES - 1)))/kubelet/root/pod-resources/123456789"
+[ "${#longest}" -le 107 ] || { echo "realnode: FAILED: MESHOPS_CLUSTER_DIR=$STATE is too long for kubelet's Unix sockets" \
+  "(${#longest} > 107 bytes in $longest): use a shorter state dir" >&2; exit 1; }
+
 api_ready || fail "no running control plane in $STATE (start it first: tools/cluster/up.sh with the same MESHOPS_CLUSTER_DIR)"
 
 # ---------------------------------------------------------------- what it needs (Debian, Go modules, tools/images)
