@@ -86,6 +86,7 @@ def test_online_pod_without_a_target_is_refused_and_nothing_written(kube, namesp
     result, proc = run_module("sidecar_inject", {"sidecarsets": [str(path)], "namespace": namespace}, env=kube.env)
     assert result.get("failed"), proc.stdout[-3000:]
     assert 'no containers match the regex pattern "^nothing$"' in result["msg"]
+    assert result["msg"].startswith("manifest (%s/Deployment/sized-app): spec.template.spec.containers: " % namespace)
     # the Deployment controller writes status (resourceVersion moves); the spec was not written
     live = kube.apps.read_namespaced_deployment("sized-app", namespace)
     assert live.metadata.generation == before
