@@ -477,6 +477,8 @@ class UpgradeDriver:
                         window, holding, outside, len(queue))
                     self.event("stop: " + stopped)
                     break
+            if any(self.states[k].finished for k in running):
+                continue  # a pod just finished: free its place in the window now, not at the next event
             if not any(f.done() for f in self.futures):
                 self._wait(seen, max(0.01, min(opts.poll, next_poll - self.clock())))
         end = self.clock()

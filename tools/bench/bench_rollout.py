@@ -185,7 +185,7 @@ def schedule_figures(pods, window):
         return {}
     durations = [d for dummy, d in timed]
     makespan = max(s + d for s, d in timed) - timed[0][0]
-    bound = max(sum(durations) / window, max(durations))
+    bound = max([sum(durations) / window] + durations)
     ideal = greedy_window(durations, window)
     return {
         "makespan_s": round(makespan, 2), "bound_s": round(bound, 2), "ideal_window_s": round(ideal, 2),

@@ -304,3 +304,12 @@ def test_window_rules():
     snap = progress(100, 40, 2, 10, 0.0, 21.0)
     assert snap["left"] == 48 and snap["rate"] == 2.0 and snap["eta"] == 29.0
     assert progress_line(snap, "c1") == "[c1] 40/100 done, 10 in flight, 2 failed, 48 left, 2.0 pods/s, about 29.0 s left (21.0 s elapsed)"
+
+
+def test_a_finished_pod_frees_its_place_at_once_not_at_the_next_poll():
+    # one place, a poll of 30 s and no other pod changing: the next pod must start when the first one is done,
+    # not when the periodic re-check comes round
+    cluster = FakeCluster(["pod-00", "pod-01"])
+    driver, (states, dummy, stopped) = run(cluster, [["pod-00", "pod-01"]], window=1, poll=30, timeout=60)
+    assert [s.phase for s in states] == ["done", "done"]
+    assert states[1].started - states[0].marks["done"] < 5
