@@ -263,4 +263,6 @@ def resolve(sidecarset, revisions):
     for key in (SIDECARSET_HASH, SIDECARSET_HASH_WITHOUT_IMAGE):
         if kept.get(key):
             historical["metadata"]["annotations"][key] = kept[key]
+    # restoreRevisionInfo names the revision unconditionally (normalisation may drop a latestRevision it finds stale)
+    historical["status"] = dict(historical.get("status") or {}, latestRevision=revision["metadata"]["name"])
     return attach_history(sidecarset, historical)

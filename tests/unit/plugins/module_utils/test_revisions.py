@@ -208,3 +208,16 @@ def test_partial_draw_is_sticky_for_a_template_injected_earlier():
     assert on_latest["spec"]["containers"][0]["image"] == "mesh:v2"
     assert inject_pod(on_history, [resolved], now=NOW, rand=lambda: 0.9)[0] == on_history
     assert inject_pod(on_latest, [resolved], now=NOW, rand=lambda: 0.1)[0] == on_latest
+
+
+def test_the_history_is_named_after_its_revision_even_when_the_current_status_is_stale():
+    """A SidecarSet exported from Kruise mid-reconcile (observedGeneration behind): normalisation drops its stale
+    latestRevision, but the restored history is still named after the revision it comes from."""
+    old = ss("mesh:v1")
+    revision = r.new_revision(old, "h", 1)
+    current = ss("mesh:v2", revision={"revisionName": revision["metadata"]["name"]})
+    current["metadata"]["generation"] = 5
+    current["status"] = {"observedGeneration": 4, "latestRevision": "mesh-set-stale"}
+    new_pod, dummy = inject_pod(pod(), [r.resolve(current, [revision])], now=NOW)
+    entry = json.loads(new_pod["metadata"]["annotations"]["kruise.io/sidecarset-hash"])["mesh-set"]
+    assert entry["controllerRevision"] == revision["metadata"]["name"]
