@@ -54,13 +54,25 @@ say() { echo "demo: $*"; }
 # A short directory: Unix socket paths (the sidecars' control sockets live in the pods' volumes) are
 # limited to 107 bytes.
 PROCS="$(mktemp -d /tmp/meshops-demo.XXXXXX)"
+WHERE=(--process-dir "$PROCS")
 export NODESIM_ARGS="--process-dir $PROCS"
 mkdir -p "$OUT"
 
 teardown() {
   local rc=$?
   trap - EXIT INT TERM
-  if [ "${KEEP_CLUSTER:-0}" = "1" ]; then
+  if [ "${KEEP_CLUSTER:-0}" = "1" ] && [ "${WHERE[0]:-}" = --real-node ]; then
+    cat <<MSG
+
+demo: KEEP_CLUSTER=1: the demo cluster keeps running (its pods run on the real node ${WHERE[1]}):
+  export KUBECONFIG=$KUBECONFIG_FILE
+  kubectl -n mesh-demo get pods -o wide
+  curl -si http://<a pod's IP>:15001/     # x-sidecar-build: v2
+  logs: $MESHOPS_CLUSTER_DIR/*.log, $MESHOPS_CLUSTER_DIR/realnode-0/*.log
+stop it with:
+  MESHOPS_CLUSTER_DIR=$MESHOPS_CLUSTER_DIR tools/cluster/down.sh && rm -rf $PROCS
+MSG
+  elif [ "${KEEP_CLUSTER:-0}" = "1" ]; then
     cat <<MSG
 
 demo: KEEP_CLUSTER=1: the demo cluster keeps running (its pods are real processes on 127.0.0.1):
@@ -95,7 +107,6 @@ t0=$(date +%s)
 tools/cluster/up.sh >"$OUT/cluster-up.log" 2>&1 || { rc=$?; cat "$OUT/cluster-up.log" >&2; exit "$rc"; }
 say "control plane ready in $(( $(date +%s) - t0 ))s"
 
-WHERE=(--process-dir "$PROCS")
 if [ "$REAL_NODES" = 1 ]; then
   NODE="$(KUBECONFIG="$KUBECONFIG_FILE" "$PY" - <<'PYEOF'
 import urllib3
