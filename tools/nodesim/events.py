@@ -37,6 +37,3 @@ class Events:
         if field is None:
             del body["involvedObject"]["fieldPath"]
         self.writer.submit(("event", next(self.event_seq) % 4), "event", (self.kube.create_event, ns, body))
-
-
-__all__ = ["Simulator", "image_id", "image_repo", "ANNOTATION_PREFIX", "MANAGED_LABEL", "ZONE_LABEL"]

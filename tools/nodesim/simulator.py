@@ -23,10 +23,11 @@ import queue
 import threading
 import time
 
+from .config import ANNOTATION_PREFIX
 from .events import Events
 from .kube import Gone
 from .lifecycle import Lifecycle
-from .model import MANAGED_LABEL, ZONE_LABEL, Node, image_id, image_repo  # noqa: F401 (the package's names)
+from .model import MANAGED_LABEL, ZONE_LABEL, Node, image_id, image_repo
 from .nodes import Nodes
 from .processes import ProcessConfig, ProcessManager
 from .procmode import ProcessMode
@@ -251,3 +252,6 @@ class Simulator(Nodes, Scheduling, Lifecycle, ProcessMode, Status, Events):
             want = pod.spec_container(c.name, c.init).get("image")
             if want and c.image and want != c.image and pod.phase not in ("Succeeded", "Failed"):
                 self.image_changed(pod, c, want)
+
+
+__all__ = ["Simulator", "Node", "image_id", "image_repo", "ANNOTATION_PREFIX", "MANAGED_LABEL", "ZONE_LABEL"]
