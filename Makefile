@@ -46,13 +46,15 @@ molecule: ensure-cluster
 	tools/molecule.sh
 
 # The whole suite. Static checks first (fast failures), then the cluster, then every pytest
-# test in one run so its closing line counts them all.
+# test in one run so its closing line counts them all. tests/conformance compares with the real kruise-manager
+# (docs/kruise-conformance.md): it builds it from its Go module (cold: 7 min) and runs it on a control plane of its
+# own; without Go or the module proxy its cases fail with kruise.sh's message (never a silent skip).
 test: setup
 	tools/sanity.sh
 	$(VENV)/bin/ansible-lint --offline -q
 	@$(MAKE) --no-print-directory ensure-cluster
 	@if [ -x tools/molecule.sh ]; then tools/molecule.sh; fi
-	REAL_NODES=$(REAL_NODES) $(PY) -m pytest -p no:cacheprovider -q -rs tests/unit tests/integration
+	REAL_NODES=$(REAL_NODES) $(PY) -m pytest -p no:cacheprovider -q -rs tests/unit tests/integration tests/conformance
 
 # JSON lines on stdout only: setup and the benchmarks' progress go to stderr.
 bench:
@@ -70,7 +72,8 @@ chaos: ensure-cluster
 	  rc=$$?; cat out/chaos.jsonl 2>/dev/null; exit $$rc
 
 # The real kruise-manager v1.9.0 as the oracle (docs/kruise-conformance.md): builds it from its Go module, runs it on
-# a control plane of its own, compares injection, hot upgrade, status and validation. Not part of `make test`.
+# a control plane of its own, compares injection, hot upgrade, status, validation and migration both ways. Also run
+# by `make test` (in its pytest run); this target runs it alone.
 conformance: setup
 	$(PY) -m pytest -p no:cacheprovider -q -rs tests/conformance
 
