@@ -3,10 +3,11 @@ a Before sidecar at index 0 next to a pod container named like another sidecar) 
 Each case compares Kruise's pod with our online and offline pods (test_kruise_injection.check)."""
 
 import copy
+import json
 
 import pytest
 
-from kruiseref import run_injection
+from kruiseref import app_deployment, newest_pods, run_injection, run_tasks, scope_to, wait_for, write_yaml
 from test_kruise_injection import _sidecarset, _template, check, example, template_of
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.revisions import new_revision
@@ -58,3 +59,39 @@ def test_before_sidecar_next_to_a_pod_container_named_like_a_sidecar(kruise, cas
     result = run_injection(kruise, c, lambda ns: [raw], template, tmp_path)
     assert [x["name"] for x in result["pods"]["kruise"]["spec"]["containers"]] == ["new-sidecar-1", "sidecar-1", "app"]
     check(kruise, result, case_name=request.node.name)
+
+
+def test_kruises_revisions_are_read_by_us(kruise, case, tmp_path, request):
+    """injectionStrategy.revision naming the ControllerRevision Kruise recorded for v1 (in kruise-system), after the
+    SidecarSet moved to v2: Kruise's pod and ours (online, revision_namespace: kruise-system) both get v1, with the
+    same controllerRevision; our name for v1's revision is Kruise's."""
+    c = case()
+    kns, ons = c.namespaces["kruise"], c.namespaces["online"]
+    v1 = _sidecarset("conf-revision", {"conf": "revision"}, [{"name": "proxy", "image": "sidecar:v1"}])
+    kruise.create_sidecarset(scope_to(v1, "kruise"))
+    c.sidecarsets.append("conf-revision")
+    rev1 = kruise.wait_sidecarset_observed("conf-revision")["status"]["latestRevision"]
+    assert rev1 == new_revision(normalize_sidecarset(v1), "kruise-system", 1)["metadata"]["name"]
+    revision = {"revision": {"revisionName": rev1, "policy": "Always"}}
+    kruise.patch_sidecarset("conf-revision", {"spec": {"containers": [{"name": "proxy", "image": "sidecar:v2"}],
+                                                       "injectionStrategy": revision}})
+    kruise.wait_sidecarset_observed("conf-revision")
+    v2 = copy.deepcopy(v1)
+    v2["spec"]["containers"][0]["image"] = "sidecar:v2"
+    v2["spec"]["injectionStrategy"] = revision
+    template = _template({"conf": "revision"}, [{"name": "app", "image": "app:1"}])
+    kruise.apps.create_namespaced_deployment(kns, app_deployment("app", kns, template))
+    kruise.apps.create_namespaced_deployment(ons, app_deployment("app", ons, template))
+    results, proc = run_tasks([("sidecar_inject", {"sidecarsets": [write_yaml(tmp_path / "v2.yaml", v2)], "namespace": ons,
+                                                   "workloads": ["Deployment/app"], "revision_namespace": "kruise-system"})],
+                              kruise.env)
+    assert not results[0].get("failed"), (results[0], proc.stdout[-3000:])
+    pods = {side: wait_for(lambda n=ns: newest_pods(kruise, n, "app"), timeout=60, message=side)[0]
+            for side, ns in (("kruise", kns), ("online", ons))}
+    for side, pod in pods.items():
+        assert [(x["name"], x["image"]) for x in pod["spec"]["containers"]] == [("proxy", "sidecar:v1"), ("app", "app:1")], side
+        entry = json.loads(pod["metadata"]["annotations"]["kruise.io/sidecarset-hash"])["conf-revision"]
+        assert entry["controllerRevision"] == rev1, side
+    kruise_entry, our_entry = (json.loads(p["metadata"]["annotations"]["kruise.io/sidecarset-hash"])["conf-revision"]
+                               for p in (pods["kruise"], pods["online"]))
+    assert kruise_entry["hash"] == our_entry["hash"]
