@@ -27,26 +27,20 @@ try:
     import yaml
     HAS_YAML = True
     try:
-        _LOADER = yaml.CSafeLoader
         _DUMPER = yaml.CSafeDumper
     except AttributeError:  # pragma: no cover - libyaml missing
-        _LOADER = yaml.SafeLoader
         _DUMPER = yaml.SafeDumper
 except ImportError:  # pragma: no cover - PyYAML is a requirement of ansible-core
     yaml = None
     HAS_YAML = False
-    _LOADER = _DUMPER = None
+    _DUMPER = None
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError, ManifestError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import inject_pod
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import kind_info
 from ansible_collections.meshops.sidecarset.plugins.module_utils.resources import ResourcesPolicyRefusal
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import namespace_labels as namespace_labels_of
-from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
-    check_struct,
-    structure_problem,
-    unmarked_error_line,
-)
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import YamlProblem, check_struct, read_yaml, structure_problem
 
 
 def _require_yaml():
@@ -64,60 +58,45 @@ def iter_documents(text, source=None):
     """Yield the documents (dicts) of a multi-document YAML text; ``kind: List`` items are yielded one by one.
 
     Empty documents are skipped. Raises ``ManifestError`` (file, document index, line) on a syntax error or a
-    document that is not a mapping with a ``kind``.
+    document that is not a mapping with a ``kind``. The loader loop is ``sidecarset.read_yaml``.
     """
     _require_yaml()
-    try:
-        loader = _LOADER(text)
-    except UnicodeError as exc:
-        raise ManifestError("YAML error: %s" % exc.reason, source=source, line=unmarked_error_line(text, exc))
-    index = 0
-    try:
-        while True:
-            line = None
-            try:
-                if not loader.check_node():
-                    break
-                node = loader.get_node()
-                line = node.start_mark.line + 1 if node is not None else None
-                data = loader.construct_document(node) if node is not None else None
-            except yaml.MarkedYAMLError as exc:
-                raise ManifestError(_yaml_error_text(exc), source=source, document=index,
-                                    line=_yaml_error_line(exc))
-            except (yaml.YAMLError, UnicodeError) as exc:  # ReaderError: a character YAML does not allow; no mark
-                raise ManifestError("YAML error: %s" % str(exc).split("\n", maxsplit=1)[0], source=source, document=index,
-                                    line=unmarked_error_line(text, exc))
-            except RecursionError:
-                raise ManifestError("YAML error: nested too deeply to load", source=source, document=index, line=line)
-            except (ValueError, TypeError, IndexError, OverflowError) as exc:  # PyYAML on explicit tags (!!float a)
-                raise ManifestError("YAML error: cannot construct a value: %s" % exc, source=source, document=index,
-                                    line=line)
-            problem = structure_problem(data)
-            if problem:
-                raise ManifestError(problem[1], source=source, document=index, field=problem[0] or None, line=line)
-            if data is not None:
-                for item_index, item in _expand(data, source, index, line):
-                    _check_document(item, source, index, line, item_index)
-                    yield item
-            index += 1
-    finally:
-        loader.dispose()
+    documents = read_yaml(text)
+    while True:
+        try:
+            index, line, data = next(documents)
+        except StopIteration:
+            return
+        except YamlProblem as exc:
+            raise ManifestError(_problem_text(exc), source=source, document=exc.document, field=exc.field or None,
+                                line=_problem_line(exc))
+        if data is not None:
+            for item_index, item in _expand(data, source, index, line):
+                _check_document(item, source, index, line, item_index)
+                yield item
 
 
-def _yaml_error_line(exc):
-    mark = exc.problem_mark or exc.context_mark
+def _problem_line(exc):
+    if exc.what != "syntax":
+        return exc.line
+    mark = exc.exc.problem_mark or exc.exc.context_mark
     return mark.line + 1 if mark is not None else None
 
 
-def _yaml_error_text(exc):
+def _problem_text(exc):
     """``YAML syntax error at column C: <problem>`` plus the context (``while parsing ... at line L, column C``)."""
-    mark = exc.problem_mark or exc.context_mark
+    if exc.what == "structure":
+        return exc.message
+    if exc.what != "syntax":
+        return "YAML error: %s" % exc.message
+    error = exc.exc
+    mark = error.problem_mark or error.context_mark
     text = "YAML syntax error"
     if mark is not None:
         text += " at column %d" % (mark.column + 1)
-    text += ": %s" % (exc.problem or exc.context or "invalid YAML")
-    if exc.context and exc.problem and exc.context_mark is not None:
-        text += " (%s at line %d, column %d)" % (exc.context, exc.context_mark.line + 1, exc.context_mark.column + 1)
+    text += ": %s" % exc.message
+    if error.context and error.problem and error.context_mark is not None:
+        text += " (%s at line %d, column %d)" % (error.context, error.context_mark.line + 1, error.context_mark.column + 1)
     return text
 
 

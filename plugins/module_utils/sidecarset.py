@@ -171,6 +171,53 @@ def _require_yaml():
 # ---------------------------------------------------------------- YAML
 
 
+class YamlProblem(Exception):
+    """Why a YAML text cannot be read, before a reader's own error type: ``what`` (``syntax``: a PyYAML
+    ``MarkedYAMLError`` in ``exc``; ``reader``: a character or encoding error; ``deep``; ``construct``; ``structure``:
+    ``field`` is the path), ``message``, ``document`` index (``None`` before the first) and ``line``."""
+
+    def __init__(self, what, message, document=None, line=None, exc=None, field=None):
+        super().__init__(message)
+        self.what, self.message, self.document, self.line, self.exc, self.field = what, message, document, line, exc, field
+
+
+def read_yaml(text):
+    """Yield ``(index, line, data)`` for every document of a multi-document YAML text (``data`` is ``None`` for an
+    empty one): the one loader loop of SidecarSets (``yaml_documents``) and manifests (``manifests.iter_documents``).
+
+    Raises ``YamlProblem``; a document nested too deeply, an alias bomb or a value PyYAML cannot construct is one too.
+    """
+    try:
+        loader = _YAML_LOADER(text)
+    except UnicodeError as exc:
+        raise YamlProblem("reader", exc.reason, line=unmarked_error_line(text, exc))
+    index = 0
+    try:
+        while True:
+            line = None
+            try:
+                if not loader.check_node():
+                    break
+                node = loader.get_node()
+                line = node.start_mark.line + 1 if node is not None else None
+                data = loader.construct_document(node) if node is not None else None
+            except yaml.MarkedYAMLError as exc:
+                raise YamlProblem("syntax", exc.problem or exc.context or "invalid YAML", index, exc=exc)
+            except (yaml.YAMLError, UnicodeError) as exc:  # ReaderError: a character YAML does not allow; no mark
+                raise YamlProblem("reader", str(exc).split("\n", maxsplit=1)[0], index, unmarked_error_line(text, exc))
+            except RecursionError:
+                raise YamlProblem("deep", "nested too deeply to load", index, line)
+            except (ValueError, TypeError, IndexError, OverflowError) as exc:  # PyYAML on explicit tags (!!float a)
+                raise YamlProblem("construct", "cannot construct a value: %s" % exc, index, line)
+            problem = structure_problem(data)
+            if problem:
+                raise YamlProblem("structure", problem[1], index, line, field=problem[0])
+            yield index, line, data
+            index += 1
+    finally:
+        loader.dispose()
+
+
 def yaml_documents(text, source=None):
     """Parse multi-document YAML; return ``[(index, line, data)]`` (``line`` 1-based, empty documents skipped).
 
@@ -178,42 +225,22 @@ def yaml_documents(text, source=None):
     """
     _require_yaml()
     try:
-        loader = _YAML_LOADER(text)
-    except UnicodeError as exc:
-        raise SidecarSetError([("", "YAML error%s: %s" % (_where(text, exc), exc.reason))], source=source)
-    out = []
-    index = 0
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            line = node.start_mark.line + 1 if node is not None else None
-            try:
-                data = loader.construct_document(node) if node is not None else None
-            except RecursionError:
-                raise SidecarSetError([("", "YAML error at line %s: nested too deeply to load" % line)],
-                                      source=source, document=index)
-            except (ValueError, TypeError, IndexError, OverflowError) as exc:  # PyYAML on explicit tags (!!float a)
-                raise SidecarSetError([("", "YAML error in the document at line %s: cannot construct a value: %s"
-                                        % (line, exc))], source=source, document=index)
-            problem = structure_problem(data)
-            if problem:
-                raise SidecarSetError([problem], source=source, document=index)
-            if data is not None:
-                out.append((index, line, data))
-            index += 1
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = ""
-        if mark is not None:
-            where = " at line %d, column %d" % (mark.line + 1, mark.column + 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise SidecarSetError([("", "YAML syntax error%s: %s" % (where, problem))], source=source, document=index)
-    except (yaml.YAMLError, UnicodeError) as exc:  # ReaderError: a character YAML does not allow; no mark
-        raise SidecarSetError([("", "YAML error%s: %s" % (_where(text, exc), str(exc).split("\n", maxsplit=1)[0]))],
-                              source=source, document=index)
-    finally:
-        loader.dispose()
-    return out
+        return [(index, line, data) for index, line, data in read_yaml(text) if data is not None]
+    except YamlProblem as exc:
+        raise SidecarSetError([_problem_entry(exc)], source=source, document=exc.document)
+
+
+def _problem_entry(exc):
+    """The ``(field, message)`` of a ``YamlProblem`` as SidecarSet errors word it."""
+    if exc.what == "structure":
+        return exc.field, exc.message
+    if exc.what == "syntax":
+        mark = exc.exc.problem_mark or exc.exc.context_mark
+        where = " at line %d, column %d" % (mark.line + 1, mark.column + 1) if mark is not None else ""
+        return "", "YAML syntax error%s: %s" % (where, exc.message)
+    if exc.what == "construct":
+        return "", "YAML error in the document at line %s: %s" % (exc.line, exc.message)
+    return "", "YAML error%s: %s" % (" at line %s" % exc.line if exc.line else "", exc.message)
 
 
 def unmarked_error_line(text, exc):
@@ -222,11 +249,6 @@ def unmarked_error_line(text, exc):
     if not isinstance(position, int) or not isinstance(text, str):
         return None
     return text.count("\n", 0, position) + 1
-
-
-def _where(text, exc):
-    line = unmarked_error_line(text, exc)
-    return " at line %d" % line if line else ""
 
 
 def _split_lists(documents):

@@ -13,7 +13,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError, SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import (
     dump_documents,
     inject_manifest,
@@ -135,3 +135,22 @@ def test_dump_documents_handles_shared_objects_and_str_subclasses():
     shared = {"k": Unsafe("v")}
     text = dump_documents([{"a": shared, "b": shared}])
     assert text == "a:\n  k: v\nb:\n  k: v\n"
+
+
+def test_one_yaml_reader_for_sidecarsets_and_manifests():
+    """``sidecarset.read_yaml`` is the loader loop of both; each words its ``YamlProblem`` with file, document, line."""
+    from ansible_collections.meshops.sidecarset.plugins.module_utils import sidecarset as ss  # pylint: disable=import-outside-toplevel
+    text = "kind: ConfigMap\n---\n---\nkind: [unclosed\n"
+    documents = ss.read_yaml(text)
+    assert next(documents) == (0, 1, {"kind": "ConfigMap"})
+    assert next(documents)[::2] == (1, None)          # an empty document: skipped by both readers
+    with pytest.raises(ss.YamlProblem) as problem:
+        next(documents)
+    assert (problem.value.what, problem.value.document) == ("syntax", 2)
+    with pytest.raises(ManifestError) as manifest_error:
+        list(iter_documents(text, "m.yaml"))
+    with pytest.raises(SidecarSetError) as sidecarset_error:
+        ss.yaml_documents(text, "s.yaml")
+    assert "m.yaml, document[2], line 5" in str(manifest_error.value)
+    assert "s.yaml" in str(sidecarset_error.value) and "document[2]" in str(sidecarset_error.value)
+    assert "YAML syntax error at line 5" in str(sidecarset_error.value)
