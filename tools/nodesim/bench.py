@@ -14,9 +14,9 @@ import sys
 import time
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client
 
-SMP = "application/strategic-merge-patch+json"
+from .kube import SMP, load_client
 
 
 def main(argv=None):
@@ -29,9 +29,7 @@ def main(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep the namespace")
     args = parser.parse_args(argv)
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    cfg = client.Configuration()
-    config.load_kube_config(args.kubeconfig, client_configuration=cfg)
-    api = client.ApiClient(cfg)
+    api = load_client(args.kubeconfig)
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     ns = "bench-%d" % int(time.time())
     core.create_namespace({"metadata": {"name": ns}})
