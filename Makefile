@@ -88,5 +88,6 @@ demo-offline: setup
 
 clean: cluster-down
 	-@[ -x tools/kruise/kruise.sh ] && tools/kruise/kruise.sh down >/dev/null 2>&1; true
+	-@[ -d .bench/cluster-kruise ] && $(PY) tools/bench/bench_kruise_race.py --down >/dev/null 2>&1; true
 	-@for dir in .bench/cluster-default .bench/cluster-bench; do [ -d $$dir ] && MESHOPS_CLUSTER_DIR=$$dir tools/cluster/down.sh; done; true
 	rm -rf $(VENV) .collections .cluster .bench out .pytest_cache

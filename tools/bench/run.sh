@@ -70,4 +70,15 @@ if cluster bench "$ROOT/.bench/cluster-bench" 100; then
 else
   echo '{"bench": "cluster", "profile": "bench", "error": "control plane did not start"}'; status=1
 fi
+MESHOPS_CLUSTER_DIR="$ROOT/.bench/cluster-bench" tools/cluster/down.sh >/dev/null 2>&1
+# The rollout race (issue 14): Kruise's controller against our rollout, on a control plane of its own with the real
+# kruise-manager (.bench/cluster-kruise, its own ports; it starts and stops it). Only when kruise-manager is built
+# (tools/kruise/kruise.sh build) or with BENCH_KRUISE=1 (then it is built first).
+if want tools/bench/bench_kruise_race.py; then
+  if [ "${BENCH_KRUISE:-}" = 1 ] || tools/kruise/kruise.sh built >/dev/null 2>&1; then
+    MESHOPS_BENCH_PROFILE=bench run tools/bench/bench_kruise_race.py
+  else
+    echo "# bench_kruise_race skipped: kruise-manager not built (tools/kruise/kruise.sh build, or BENCH_KRUISE=1)" >&2
+  fi
+fi
 exit $status

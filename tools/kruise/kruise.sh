@@ -10,6 +10,7 @@
 #   tools/kruise/kruise.sh remove   Kruise uninstalled, the control plane kept: its webhook configurations deleted, kruise-manager
 #                                   stopped; the CRDs and SidecarSets stay (docs/kruise-migration.md); `up` installs it again
 #   tools/kruise/kruise.sh status   exit 0 when kruise-manager and its control plane run
+#   tools/kruise/kruise.sh built    exit 0 when kruise-manager is built (nothing is built)
 #
 # NEVER point it at the shared test cluster: its pod webhook (failurePolicy Fail) fails every pod creation while it is down.
 #
@@ -215,5 +216,6 @@ case "${1:-}" in
   down) down ;;
   remove) remove ;;
   status) status ;;
-  *) echo "usage: tools/kruise/kruise.sh build|up|down|remove|status" >&2; exit 64 ;;
+  built) built && say "kruise-manager $KVER built: $BIN" || { say "kruise-manager $KVER not built (tools/kruise/kruise.sh build)"; exit 1; } ;;
+  *) echo "usage: tools/kruise/kruise.sh build|built|up|down|remove|status" >&2; exit 64 ;;
 esac
