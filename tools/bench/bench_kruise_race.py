@@ -11,7 +11,8 @@ an audit log), never the test cluster:
    API, 4 Deployments whose pods Kruise's webhook injects; the image change v1 -> v2 (zero delays), then v2 -> v3
    (the new image's postStart hook, the migration, takes ``lognormal(3s, 0.9)`` per pod, the distribution of
    bench_rollout's window benchmark, drawn by the node simulator from the pod name), each a patch of the
-   SidecarSet, Kruise's controller doing the rest; the namespace deleted (every pod gone) and Kruise removed (``kruise.sh remove``: no webhooks, no kruise-manager);
+   SidecarSet, Kruise's controller doing the rest; the namespace deleted (every pod gone) and Kruise removed
+   (``kruise.sh remove``: no webhooks, no kruise-manager);
 3. ours: namespace ``race-ours``, the same Deployments injected by our engine, the same two image changes, each one
    ``ansible-playbook playbooks/rollout.yml`` (``rollout_max_unavailable=10%``) run as a ServiceAccount of its own.
 
