@@ -248,7 +248,7 @@ def bench_ours(kube, namespace, tmp, label, strategy, old, new, per_call=0):
         "batches": len(batches),
         "module_calls": sum(module_calls.values()),
         "module_calls_by_module": module_calls,
-        "progress_lines": sum(1 for text in proc.stdout.splitlines() if "progress:" in text),
+        "progress_lines": sum(1 for text in proc.stdout.splitlines() if text.startswith("[progress]")),
         "tasks": [{"task": key, "seconds": round(t["seconds"], 3), "runs": t["starts"]} for key, t in top],
     }
     line.update(schedule_figures(pods, window))
