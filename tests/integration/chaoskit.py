@@ -238,10 +238,11 @@ class ServingWatch:
         self._ready.wait(30)
         return self
 
-    def wait_in_flight(self, timeout):
-        """Wait until some pod is between its Upgrade and its Reset (both twins on real images); True if one is."""
+    def wait_in_flight(self, timeout, until=None):
+        """Wait until some pod is between its Upgrade and its Reset (both twins on real images), for at most
+        ``timeout`` s or until ``until()`` is true; True if one is."""
         deadline = time.monotonic() + timeout
-        while not self.in_flight and time.monotonic() < deadline and self.thread.is_alive():
+        while not self.in_flight and time.monotonic() < deadline and self.thread.is_alive() and not (until and until()):
             time.sleep(0.02)
         return bool(self.in_flight)
 

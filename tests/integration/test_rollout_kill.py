@@ -44,12 +44,11 @@ def rollout_cmd(sidecarset, namespace):
             "-e", "rollout_namespace=" + namespace, "-e", "rollout_timeout=120"]
 
 
-def start_rollout(kube, sidecarset, namespace, env=None, output=False):
-    """``playbooks/rollout.yml`` in the background, in a session of its own (as AWX or a terminal starts it)."""
-    out = subprocess.PIPE if output else subprocess.DEVNULL
+def start_rollout(kube, sidecarset, namespace, env=None, output=subprocess.DEVNULL):
+    """``playbooks/rollout.yml`` in the background, in a session of its own (as AWX or a terminal starts it);
+    ``output``: ``subprocess.PIPE`` or a file for its stdout and stderr."""
     return subprocess.Popen(rollout_cmd(sidecarset, namespace), cwd=str(ROOT), env=ansible_env(kube, **(env or {})),
-                            stdout=out, stderr=subprocess.STDOUT if output else subprocess.DEVNULL, text=output,
-                            start_new_session=True)
+                            stdout=output, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 def make_apps(kube, namespace):
@@ -88,11 +87,15 @@ def test_killed_rollouts_converge(nodesim, namespace, tmp_path, mode):
             version = 3 + index
             mid_batch = index % 2 == 1
             path = write_yaml(tmp_path / ("v%d.yaml" % version), sidecarset_doc("mesh/proxy:v%d" % version, max_unavailable="50%"))
-            victim = start_rollout(kube, path, namespace, env)
+            log = tmp_path / ("victim-v%d.log" % version)
+            with open(log, "w", encoding="utf-8") as handle:
+                victim = start_rollout(kube, path, namespace, env, output=handle)
             launched = time.monotonic()
             if mid_batch:
                 # the hard case: a pod between Upgrade and Reset, at a random moment of its hand-over
-                assert watcher.wait_in_flight(full), "no pod between Upgrade and Reset within %.0fs" % full
+                found = watcher.wait_in_flight(2 * full + 30, until=lambda proc=victim: proc.poll() is not None)
+                assert found or victim.poll() == 0, "v%d: no pod between Upgrade and Reset, the run ended %s:\n%s" % (
+                    version, victim.poll(), log.read_text(encoding="utf-8")[-4000:])
                 time.sleep(rand.uniform(0.0, 1.5))
                 figures["points_mid_batch"] += 1
             else:

@@ -12,6 +12,7 @@ without faults, to count the API requests of a double run against a single one (
 
 import random
 import re
+import subprocess
 import time
 
 import pytest
@@ -32,7 +33,7 @@ def run_together(kube, paths, namespace, env, gap):
     for index, path in enumerate(paths):
         if index:
             time.sleep(gap())
-        runs.append(start_rollout(kube, path, namespace, env, output=True))
+        runs.append(start_rollout(kube, path, namespace, env, output=subprocess.PIPE))
     outputs = [run.communicate(timeout=400)[0] for run in runs]
     return [run.returncode for run in runs], outputs
 
