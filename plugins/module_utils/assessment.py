@@ -160,7 +160,7 @@ class Assessment(object):
         self.updated = is_pod_updated(pod, sidecarset)
         self.consistent = is_pod_state_consistent(pod, sidecarset)
         self.running_ready = is_running_and_ready(pod)
-        # IsPodReady (util.go): every hot E on the empty image, and the pod Running and Ready
+        # IsPodReady (sidecarset_control.go): every hot E on the empty image, and the pod Running and Ready
         self.ready = not self.in_flight and self.running_ready
         self.unapplied = next(("container %s is ready but kubelet has not applied its new image yet" % name
                                for name in sorted(self.containers)
