@@ -16,8 +16,9 @@ description:
   - Takes the batches of a rollout (lists of pods, in order) and returns the invocations of
     M(meshops.sidecarset.sidecar_upgrade) that run them, each with the C(batches) it runs, their C(kind) and
     the position of its first batch (C(first), 1-based).
-  - Batches whose kind is C(canary) or C(resume) get an invocation of their own (the rollout pauses, stops or
-    reports after them); so does every batch when O(gated) (health gates run between its upgrade and its reset).
+  - Batches whose kind is not C(batch) - C(canary), C(resume), C(window) (the rest of the rollout in one continuous
+    maxUnavailable window) - get an invocation of their own (the rollout pauses, stops or reports after them); so does
+    every batch when O(gated) (health gates run between its upgrade and its reset).
   - Other consecutive batches are grouped, O(per_call) to an invocation (V(0) - all of them), and run one after
     another inside it.
 options:
@@ -27,7 +28,7 @@ options:
     elements: list
     required: true
   kinds:
-    description: The kind of the first batches (C(resume), C(canary)); the batches after them are C(batch).
+    description: The kind of the first batches (C(resume), C(canary), C(window)); the batches after them are C(batch).
     type: list
     elements: str
     default: []
@@ -55,7 +56,7 @@ _value:
   elements: dict
   contains:
     kind:
-      description: C(resume), C(canary) or C(batch).
+      description: C(resume), C(canary), C(window) or C(batch).
       type: str
     first:
       description: Position of the invocation's first batch among all batches (1-based).

@@ -58,3 +58,9 @@ def test_bad_input_is_named(batches, per_call, message):
 
 def test_filter_is_registered():
     assert FilterModule().filters()["rollout_calls"] is rollout_calls
+
+
+def test_the_window_is_a_call_of_its_own():
+    calls = rollout_calls([["r"], ["c1", "c2"], ["w1", "w2", "w3"]], kinds=["resume", "canary", "window"], per_call=0)
+    assert [(c["kind"], c["first"], c["batches"]) for c in calls] == [
+        ("resume", 1, [["r"]]), ("canary", 2, [["c1", "c2"]]), ("window", 3, [["w1", "w2", "w3"]])]
