@@ -78,3 +78,16 @@ def test_the_spec_is_read_from_the_documentation():
         assert action.ARGUMENT_SPEC[name]["type"] == option["type"], name
         assert action.ARGUMENT_SPEC[name].get("default") == option.get("default"), name
     assert action.ARGUMENT_SPEC["step"] == {"type": "str", "required": True, "choices": ["start", "batch", "finish"]}
+
+
+def test_a_window_stopped_by_the_module_stops_the_rollout(journal, tmp_path):
+    """A window whose places are all held by failed pods stops inside sidecar_upgrade; within max_fail_percentage
+    the journal's own rule would go on, so the module's reason is taken (and the run fails)."""
+    upgrade = {"pods": [{"name": "web-0", "namespace": "shop", "phase": "failed", "failed": True, "changed": True}],
+               "stopped": "the maxUnavailable window (1) is held by 1 failed and 0 other unavailable pods; 2 pods not started"}
+    result = run(step="batch", journal=journal, kind="window", pods=["shop/web-0", "shop/web-1", "shop/web-2"],
+                 upgrade=upgrade, max_fail_percentage="50")
+    assert result["stopped"].startswith("window on default: the maxUnavailable window (1) is held") and result["rollout_failed"]
+    report = tmp_path / "rollout.json"
+    finished = run(step="finish", journal=journal, report_path=str(report))
+    assert finished["timeline_path"] == str(tmp_path / "rollout.svg") and (tmp_path / "rollout.svg").read_text().startswith("<svg")
