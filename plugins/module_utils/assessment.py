@@ -23,6 +23,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
+
 from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import hot_upgrade_names
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import (
     container_failure,
@@ -120,15 +122,10 @@ class SidecarFacts(object):
         self.in_flight = self.hot and empty.image != self.empty_image
 
 
-class Step(object):
-    """What an upgrade write does to one sidecar: ``kind`` (``STEP_*``), ``detail``, and for a hot upgrade the
-    ``target`` twin written and the ``older`` one."""
-
-    def __init__(self, kind, detail, target=None, older=None):
-        self.kind = kind
-        self.detail = detail
-        self.target = target
-        self.older = older
+# What an upgrade write does to one sidecar: ``kind`` (``STEP_*``), ``detail``, and for a write the ``target``
+# container and (hot) the ``older`` twin
+Step = collections.namedtuple("Step", "kind detail target older")
+Step.__new__.__defaults__ = (None, None)
 
 
 class Assessment(object):

@@ -23,6 +23,7 @@ import functools
 import math
 import re
 
+from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import assess
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ParameterError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import (
     is_pod_active,
@@ -30,12 +31,9 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import
     is_pod_ready_condition,
     is_pod_state_consistent,
     is_pod_updated,
-    is_sidecarset_upgradable,
     matching_problem,
-    not_upgradable_reason,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import update_strategy
-from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import reset_blocker
 
 _PERCENT_RE = re.compile(r"^(\d+)%$")
 _PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
@@ -347,18 +345,18 @@ def pick_batch(pods, sidecarset, max_unavailable=None, partition=None):
     selector = strategy.get("selector")
     candidates = []
     for pod in matched:
-        if is_pod_updated(pod, sidecarset):
+        facts = assess(pod, sidecarset)  # IsSidecarSetUpgradable: refusal (false, false), unapplied (true, false)
+        if facts.updated:
             if is_unavailable(pod, sidecarset):
                 result["in_flight"].append(pod)
         elif selector is None or _selector_matches(selector, _labels(pod)):
-            upgradable, can_upgrade_now, reason = is_sidecarset_upgradable(pod, sidecarset)
-            if not upgradable:
-                result["not_upgradable"].append((pod, reason))
-            elif not can_upgrade_now:
+            if facts.refusal:
+                result["not_upgradable"].append((pod, facts.refusal))
+            elif facts.unapplied:
                 result["in_flight"].append(pod)
             else:
                 candidates.append(pod)
-        if not not_upgradable_reason(pod, sidecarset) and not reset_blocker(pod, sidecarset):
+        if not facts.refusal and not facts.reset_blocker:
             result["reset"].append(pod)
     result["matched"] = len(matched)
     result["partition"] = calculate_partition(strategy.get("partition"), len(matched))

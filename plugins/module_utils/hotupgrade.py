@@ -18,20 +18,12 @@ sidecars; the reset is ``sidecarset_hotupgrade.go:flipPodSidecarContainerDo``; t
 Versions (``SIDECARSET_VERSION``): upstream writes the SidecarSet's resourceVersion; here the caller passes an
 integer greater than every version already on the pod (``versions.next_version``).
 
-Decisions where upstream is silent or where we differ:
-
-* Roll back to the image the old twin still runs while the new twin is broken (upstream only bumps the hash and
-  leaves ``W`` on the broken twin): the upgrade write is a ``rollback`` (``assessment.STEP_ROLLBACK``): ``W`` goes
-  back to the empty image, ``working[N] = E``, ``v(W) = "0"``, ``va(W) = v(E)``, ``va(E) = "0"``, and the pod hash
-  is set to the SidecarSet hash. While ``W`` is not failing the action is ``wait``. ``W`` never points at a broken
-  container.
-* A broken new twin followed by a newer image: as upstream, the newer image lands in the slot that held the broken
-  one, and the reset later empties the other slot.
-* ``kruise.io/sidecarset-inplace-update-state`` is written only when a container image changes. Alongside it the
-  restart count of each changed container is recorded in ``podstate.RESTART_BASELINE`` (failure detection).
-* ``patchPodMetadata`` is re-applied in the upgrade write (also a rollback), in the same request, as
-  ``updatePodSidecarAndHash`` does: ``inject.apply_patch_pod_metadata`` over the annotations as read plus this
-  write's; only the keys it changes join the write, so other writers' annotations are never sent back.
+Decisions where upstream is silent or where we differ (docs/design.md says why): a new twin that failed while the
+old one still runs the desired image is rolled back by the upgrade write (``assessment.STEP_ROLLBACK``: ``W`` back to
+the empty image, ``working[N] = E``, ``v(W) = "0"``, ``va(W) = v(E)``, ``va(E) = "0"``, the pod hash set), so ``W``
+never points at a broken container; a newer image after a broken one lands in the broken slot, as upstream; the
+in-place update state is written only when an image changes, with each changed container's restart count in
+``podstate.RESTART_BASELINE``; ``patchPodMetadata`` is not applied here.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -135,9 +127,6 @@ class Plan(object):
 
     def __eq__(self, other):
         return isinstance(other, Plan) and self.to_dict() == other.to_dict()
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
 
     def __repr__(self):
         return "Plan(%r)" % (self.to_dict(),)
@@ -333,9 +322,6 @@ def _write_upgrade(assessment, action, version, now):
     details = []
     for facts, step in zip(assessment.sidecars, assessment.upgrade_steps()):
         if step.kind == STEP_HOT_UPGRADE:
-            if version is None:
-                return Plan(ACTION_REFUSE, reason="hot sidecar %s needs a version: use plan_hot_upgrade" % facts.name,
-                            sidecarset=assessment.name)
             check_version(assessment.pod, version)
             draft.set_image(step.target, facts.desired)
             draft.set_working(facts.name, step.target)
@@ -396,7 +382,12 @@ def plan_next(pod, sidecarset, version, now, assessment=None):
     return _read(assessment)
 
 
-def _plan_upgrade(pod, sidecarset, version, now):
+def plan_hot_upgrade(pod, sidecarset, version, now):
+    """The upgrade write alone (no reset, no waiting on the phase): hot sidecars per ``findContainerToHotUpgrade``,
+    cold ones image only, always the pod hash. ``version`` must be an int greater than every version on the pod
+    (``InvalidVersion`` otherwise). ``refuse`` when not upgradable, ``wait`` when a write is in flight, ``none``
+    when the pod is already updated, ``rollback`` in the decided edge case (module docstring)."""
+    check_version(pod, version)
     assessment = assess(pod, sidecarset)
     if assessment.refusal:
         return _read(assessment, ACTION_REFUSE, assessment.refusal)
@@ -406,39 +397,6 @@ def _plan_upgrade(pod, sidecarset, version, now):
     if action == ACTION_WAIT:
         return _read(assessment, action, reason)
     return _refused(assessment, _write_upgrade, action, version, now)
-
-
-def plan_hot_upgrade(pod, sidecarset, version, now):
-    """The upgrade write alone (no reset, no waiting on the phase): hot sidecars per ``findContainerToHotUpgrade``,
-    cold ones image only, always the pod hash. ``version`` must be an int greater than every version on the pod
-    (``InvalidVersion`` otherwise). ``refuse`` when not upgradable, ``wait`` when a write is in flight, ``none``
-    when the pod is already updated, ``rollback`` in the decided edge case (module docstring)."""
-    check_version(pod, version)
-    return _plan_upgrade(pod, sidecarset, version, now)
-
-
-def plan_cold_upgrade(pod, sidecarset, now):
-    """The image-only write of the ColdUpgrade containers plus the pod hash entry and in-place state; refuses when a
-    HotUpgrade sidecar of the same SidecarSet would need a new image (use ``plan_hot_upgrade``)."""
-    return _plan_upgrade(pod, sidecarset, None, now)
-
-
-def reset_blocker(pod, sidecarset):
-    """Why the reset cannot run now, or ``""`` (``assess(pod, sidecarset).reset_blocker``)."""
-    return assess(pod, sidecarset).reset_blocker
-
-
-def plan_reset(pod, sidecarset, now):
-    """The reset write alone: ``none`` when nothing is to be reset, ``wait`` while ``reset_blocker`` says so,
-    ``refuse`` when not upgradable."""
-    assessment = assess(pod, sidecarset)
-    if assessment.refusal:
-        return _read(assessment, ACTION_REFUSE, assessment.refusal)
-    if not assessment.in_flight:
-        return _read(assessment, ACTION_NONE, assessment.reset_blocker)
-    if assessment.reset_blocker:
-        return _read(assessment, ACTION_WAIT, assessment.reset_blocker)
-    return _refused(assessment, _write_reset, now)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -405,19 +405,6 @@ def not_upgradable_reason(pod, sidecarset):
     return empty_image_problem(pod, sidecarset)
 
 
-def is_sidecarset_upgradable(pod, sidecarset):
-    """``IsSidecarSetUpgradable`` plus our extra refusals: return ``(upgradable, can_upgrade_now, reason)``.
-
-    ``(False, False, reason)`` when ``not_upgradable_reason`` says so; ``(True, False, reason)`` when a sidecar pod
-    container is Ready but not consistent (an earlier in-place update is still in flight); else ``(True, True, "")``.
-    """
-    reason = not_upgradable_reason(pod, sidecarset)
-    if reason:
-        return False, False, reason
-    for name in sorted(sidecar_pod_container_names(sidecarset)):
-        if is_container_ready(pod, name) and not is_pod_state_consistent(pod, sidecarset, [name]):
-            return True, False, "container %s is ready but kubelet has not applied its new image yet" % name
-    return True, True, ""
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 
 Kruise wires ``SIDECARSET_VERSION`` and ``SIDECARSET_VERSION_ALT`` of each twin from the annotations
 ``version.sidecarset.kruise.io/<twin>`` and ``versionalt.sidecarset.kruise.io/<twin>`` (``pkg/webhook/pod/mutating/sidecarset_hotupgrade.go``). ``version_pair``
-reads them and predicts the values ``hotupgrade.plan_hot_upgrade`` / ``hotupgrade.plan_reset`` write.
+reads them and predicts the values ``hotupgrade.plan_next`` writes at the upgrade and at the reset.
 
 From annotations alone the upgrade target is predicted as: the twin whose version is ``"0"`` (it runs the empty
 image: rule 1 of ``findContainerToHotUpgrade``), else the standby twin (rule 3). Rule 2 (a not-ready twin) needs
@@ -26,17 +26,9 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     version_key,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import working_and_empty
-from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import EMPTY_VERSION, highest_version
+from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import EMPTY_VERSION, annotations_of, highest_version
 
 PHASES = ("current", "after_upgrade", "after_reset")
-
-
-def _annotations_of(pod_or_annotations):
-    if not isinstance(pod_or_annotations, dict):
-        raise ValueError("expected a pod or a dict of annotations")
-    if isinstance(pod_or_annotations.get("metadata"), dict):
-        return pod_or_annotations["metadata"].get("annotations") or {}
-    return pod_or_annotations
 
 
 def _current(annotations, sidecar_name):
@@ -69,7 +61,7 @@ def version_pair(pod_or_annotations, sidecar_name, phase="current", new_version=
     """
     if phase not in PHASES:
         raise ValueError("phase must be one of %s, got %r" % (", ".join(PHASES), phase))
-    annotations = _annotations_of(pod_or_annotations)
+    annotations = annotations_of(pod_or_annotations)
     working, standby, values = _current(annotations, sidecar_name)
     if phase == "after_upgrade":
         highest = highest_version([annotations])

@@ -27,18 +27,20 @@ class InvalidVersion(ParameterError):
     """The version passed to a planner is not an int greater than every version on the pod (a caller error)."""
 
 
-def _annotations_of(pod_or_annotations):
-    metadata = (pod_or_annotations or {}).get("metadata")
-    if isinstance(metadata, dict):
-        return metadata.get("annotations") or {}
-    return pod_or_annotations or {}
+def annotations_of(pod_or_annotations):
+    """The annotations of a pod, or the dict itself when it is a dict of annotations (``ValueError`` otherwise)."""
+    if not isinstance(pod_or_annotations, dict):
+        raise ValueError("expected a pod or a dict of annotations")
+    if isinstance(pod_or_annotations.get("metadata"), dict):
+        return pod_or_annotations["metadata"].get("annotations") or {}
+    return pod_or_annotations
 
 
 def existing_versions(pod_or_annotations):
     """Every integer in the ``version.`` and ``versionalt.sidecarset.kruise.io/`` annotations of a pod (or of an
     annotations dict); values that are not integers are skipped."""
     versions = []
-    for key, value in _annotations_of(pod_or_annotations).items():
+    for key, value in annotations_of(pod_or_annotations).items():
         if key.startswith(VERSION_PREFIX) or key.startswith(VERSION_ALT_PREFIX):
             try:
                 versions.append(int(value))

@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils import hotupgrade as hu
 from ansible_collections.meshops.sidecarset.plugins.module_utils import versions
-from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import pod_sidecar_phase
+from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import assess, pod_sidecar_phase
 from ansible_collections.meshops.sidecarset.plugins.module_utils import podstate
 from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory as pf
 
@@ -303,11 +303,11 @@ def test_plan_rollback_refuses_after_migration(now):
 
 def test_reset_waits_until_new_container_ready(now):
     pod = hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, R1, now))
-    assert hu.plan_reset(pod, SS2, now).action == "wait"
+    assert assess(pod, SS2).reset_blocker == "kubelet has not yet applied the new images of mesh-2"
     pod = pf.kubelet(pod, not_ready=("mesh-2",))
-    plan = hu.plan_reset(pod, SS2, now)
-    assert (plan.action, plan.reason) == ("wait", "new container mesh-2 is not ready")
-    assert hu.plan_reset(pf.pod(), SS2, now).action == "none"
+    assert assess(pod, SS2).reset_blocker == "new container mesh-2 is not ready"
+    assert hu.plan_next(pod, SS2, R1, now).action == "wait"
+    assert assess(pf.pod(), SS2).reset_blocker == "no empty slot to reset"
 
 
 def test_new_version_mid_upgrade_waits_while_ready_but_inconsistent(now):
@@ -332,7 +332,6 @@ def test_refusals(now):
     other = pf.pod(sets=[pf.sidecarset(name="other")])
     assert hu.plan_next(other, SS2, R1, now).action == "refuse"
     assert hu.plan_hot_upgrade(other, SS2, R1, now).action == "refuse"
-    assert hu.plan_reset(other, SS2, now).action == "refuse"
 
 
 def test_paused_and_not_update(now):
@@ -369,7 +368,7 @@ def test_cold_upgrade(now):
     base = pf.sidecarset(containers=[pf.cold("log", "reg.example/log:1")])
     target = pf.with_images(base, "hash-2", log="reg.example/log:2")
     pod = pf.pod(sets=[base])
-    plan = hu.plan_cold_upgrade(pod, target, now)
+    plan = hu.plan_next(pod, target, None, now)
     assert plan.action == "upgrade"
     assert plan.containers == {"log": "reg.example/log:2"}
     assert sorted(plan.annotations) == [
@@ -379,8 +378,6 @@ def test_cold_upgrade(now):
     assert hu.plan_next(pod, target, None, now).action == "wait"
     pod = pf.kubelet(pod)
     assert hu.plan_next(pod, target, None, now).action == "none"
-    hot_target = pf.with_images(SS1, "hash-2", mesh=V2)
-    assert hu.plan_cold_upgrade(pf.pod(), hot_target, now).action == "refuse"
 
 
 def test_other_sidecarset_entries_are_preserved(now):

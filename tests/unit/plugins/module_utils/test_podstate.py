@@ -12,7 +12,7 @@ import json
 import pytest
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils import podstate as ps
-from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import pod_sidecar_phase
+from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import assess, pod_sidecar_phase
 from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory as pf
 
 DIGEST = "sha256:" + "a" * 64
@@ -79,18 +79,18 @@ def test_consistency_by_digest():
 
 
 def test_is_sidecarset_upgradable():
+    """``IsSidecarSetUpgradable`` as facts of the assessment: ``refusal`` is (false, false), ``unapplied`` (true, false)."""
     sset = pf.sidecarset()
     pod = pf.pod()
-    assert ps.is_sidecarset_upgradable(pod, sset) == (True, True, "")
+    assert (assess(pod, sset).refusal, assess(pod, sset).unapplied) == ("", "")
     changed = pf.sidecarset(hash_without_image="hwi-2")
-    upgradable, now, reason = ps.is_sidecarset_upgradable(pod, changed)
-    assert (upgradable, now) == (False, False)
-    assert reason == "hash-without-image differs (pod hwi-1, SidecarSet hwi-2): a non-image field changed"
+    assert assess(pod, changed).refusal == "hash-without-image differs (pod hwi-1, SidecarSet hwi-2): a non-image field changed"
     pod["spec"]["containers"][1]["image"] = "reg.example/mesh:v2"
     pod["metadata"]["annotations"]["kruise.io/sidecarset-inplace-update-state"] = json.dumps(
         {"mesh-set": {"lastContainerStatuses": {"mesh-2": {"imageID": pf.image_id(pf.EMPTY)}}}})
     pod["metadata"]["annotations"]["version.sidecarset.kruise.io/mesh-2"] = "5"
-    assert ps.is_sidecarset_upgradable(pod, sset)[:2] == (True, False)
+    facts = assess(pod, sset)
+    assert facts.refusal == "" and facts.unapplied == "container mesh-2 is ready but kubelet has not applied its new image yet"
 
 
 def test_is_pod_ready_requires_empty_slot_on_empty_image():
@@ -171,6 +171,6 @@ def test_failed_working_twin_after_reset_and_cold_in_flight_when_not_updated(now
     second = pf.with_images(base, "hash-2", log="l:2")
     third = pf.with_images(base, "hash-3", log="l:3")
     pod = pf.pod(sets=[base])
-    pod = hu.apply_plan(pod, hu.plan_cold_upgrade(pod, second, now))
+    pod = hu.apply_plan(pod, hu.plan_next(pod, second, None, now))
     assert pod_sidecar_phase(pod, third)[0] == "upgrading"
     assert pod_sidecar_phase(pf.kubelet(pod), third)[0] == "idle"

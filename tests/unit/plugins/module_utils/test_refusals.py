@@ -49,7 +49,7 @@ def test_malformed_annotation_is_an_annotation_error(raw, message):
 def test_malformed_annotation_refuses_the_pod(now):
     pod = pf.pod()
     pod["metadata"]["annotations"][ann.WORKING_HOTUPGRADE_CONTAINER] = "{not json"
-    for plan in (hu.plan_next(pod, SS2, None, now), hu.plan_hot_upgrade(pod, SS2, 4711, now), hu.plan_reset(pod, SS2, now)):
+    for plan in (hu.plan_next(pod, SS2, None, now), hu.plan_hot_upgrade(pod, SS2, 4711, now)):
         assert plan.action == hu.ACTION_REFUSE
         assert "is not valid JSON" in plan.reason
     assert assessment.pod_sidecar_phase(pod, SS2)[0] == assessment.PHASE_NOT_UPGRADABLE
@@ -85,7 +85,7 @@ def test_a_bug_in_planning_is_not_a_refusal(monkeypatch, now, error):
         hu.plan_hot_upgrade(pf.pod(), SS2, 4711, now)
     cold = pf.sidecarset(containers=[pf.cold("log", "reg.example/log:v1")])
     with pytest.raises(type(error)):
-        hu.plan_cold_upgrade(pf.pod(sets=[cold]), pf.with_images(cold, "hash-2", log="reg.example/log:v2"), now)
+        hu.plan_next(pf.pod(sets=[cold]), pf.with_images(cold, "hash-2", log="reg.example/log:v2"), None, now)
 
 
 def test_a_bad_now_is_a_caller_error_not_a_refusal():
