@@ -132,11 +132,14 @@ def test_make_demo_rollout_without_failed_requests(nodes):
     assert all(p["requests"] > 0 and p["failed"] == 0 for p in traffic["per_port"].values())
     assert set(traffic["total"]["by_build"]) == {"v1", "v2"}
 
-    # the rollout: maxUnavailable 2 -> batches of at most 2, every pod done
+    # the rollout: maxUnavailable 2 -> one window of the 5 pods, at most 2 in flight at any moment, every pod done
     assert result["rollout"]["rc"] == 0
     report = result["rollout"]["report"]
     assert report["result"]["upgraded"] == 5 and not report["result"]["failed"]
-    assert [b["size"] for b in report["batches"]] == [2, 2, 1]
+    assert [(b["kind"], b["size"], b["max_unavailable"]) for b in report["batches"]] == [("window", 5, 2)]
+    spans = sorted([(p["started_at"], 1) for p in report["pods"]]
+                   + [(p["started_at"] + p["timings"]["total"] - 0.002, -1) for p in report["pods"]])  # both rounded to 1 ms
+    assert max(sum(delta for dummy, delta in spans[:i + 1]) for i in range(len(spans))) <= 2
 
     # every pod on v2 in its working slot, the other slot empty, same UIDs
     assert result["checks"] == {

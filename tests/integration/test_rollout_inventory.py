@@ -94,7 +94,8 @@ def test_limit_zone_a_upgrades_exactly_its_pods_then_runner_limit_zone_b(nodesim
     assert plan["cluster"] == "sim" and plan["kruise_matched"] == 30 and plan["max_unavailable"] == 3
     assert plan["matched"] == len(zone_a) and plan["selection"]["outside"] == 30 - len(zone_a)
     assert plan["to_upgrade"] == len(zone_a) and plan["selection"]["missing"] == []
-    assert all(b["size"] <= 3 for b in data["batches"]) and len(data["batches"]) == -(-len(zone_a) // 3)
+    # the default window: one call for the selection, at most maxUnavailable (3) pods in flight
+    assert [(b["kind"], b["size"], b["max_unavailable"]) for b in data["batches"]] == [("window", len(zone_a), 3)]
     assert {p["name"] for p in data["pods"]} == zone_a
     assert data["result"]["upgraded"] == len(zone_a) and data["result"]["matched"] == len(zone_a)
     # one orchestration: one plan and one sidecar_upgrade call per batch, not a task per host
