@@ -368,20 +368,31 @@ class UpgradeDriver:
         now = self.clock()
         state = PodProgress(pod or {"metadata": {"name": name, "namespace": namespace}}, self.sidecarset, now, time.time())
         state.batch = index
-        counts = pod is not None and is_pod_ready(pod, self.sidecarset)
+        # a place in the window: every pod but one that was not ready before and is not in flight (Kruise upgrades
+        # those without counting them); a pod another run has in flight is unavailable and counts
+        counts = pod is not None and (is_pod_ready(pod, self.sidecarset) or is_unavailable(pod, self.sidecarset))
         self.states[key] = state
         self.slots[key] = _Slot(now + self.options.timeout, dict(pod_annotations(pod)) if pod else {}, counts)
         if pod is None:
             state.finish(PHASE_MISSING, "pod not found in namespace %s" % namespace, failed=True)
 
-    def _outside_unavailable(self, members):
-        """Matched pods of the watched namespaces, not in this group, that are unavailable now (Kruise counts them)."""
-        count = 0
+    def _unavailable_outside(self, keys, started, found):
+        """Update ``found`` (a set of keys) for ``keys``: matched pods not started by this group (other pods, and pods
+        of its queue, e.g. in flight in another run) that are unavailable now, as Kruise counts them."""
+        for key in keys:
+            pod = None if key in started else self.watches[key[0]].snapshot(key[1])
+            if pod is not None and is_unavailable(pod, self.sidecarset):
+                found.add(key)
+            else:
+                found.discard(key)
+        return found
+
+    def _all_keys(self):
+        keys = []
         for namespace, watch in self.watches.items():
             with self.condition:
-                pods = list(watch.pods.items())
-            count += sum(1 for name, pod in pods if (namespace, name) not in members and is_unavailable(pod, self.sidecarset))
-        return count
+                keys.extend((namespace, name) for name in watch.pods)
+        return keys
 
     def dispatch(self, pool, queue, running, dirty, free, index):
         """Start up to ``free`` pods from the front of ``queue``, then the next step of every running pod that changed."""
@@ -439,12 +450,14 @@ class UpgradeDriver:
         opts = self.options
         window = 0 if opts.check_mode else opts.window
         queue = list(dict.fromkeys(keys))
-        members, size = set(queue), len(queue)
+        size = len(queue)
         running, ended = [], []
         holding = failed = 0   # finished pods still holding a window slot (failed, not rolled back); failed pods
         stopped = ""
         next_poll = self.clock() + opts.poll
-        outside = self._outside_unavailable(members) if window else 0
+        started = set()
+        stalled = 0
+        outside = self._unavailable_outside(self._all_keys(), started, set()) if window else set()
         while True:
             self.harvest()
             seen = self._changes()
@@ -461,22 +474,34 @@ class UpgradeDriver:
                     failed, size, opts.max_fail_percentage, len(queue))
                 self.event("stop: " + stopped)
             dirty = self._dirty()
+            if window:
+                self._unavailable_outside([k for k in dirty if k not in started], started, outside)
             if self.clock() >= next_poll:
                 dirty = set(running)  # a periodic full re-check, in case the watch missed something
                 next_poll = self.clock() + opts.poll
-                outside = self._outside_unavailable(members) if window else 0
+                if window:
+                    outside = self._unavailable_outside(self._all_keys(), started, set())
             occupying = holding + sum(1 for key in running if self.slots[key].counts)
-            free = 0 if stopped else window_capacity(window, occupying, outside)
+            free = 0 if stopped else window_capacity(window, occupying, len(outside))
+            admitted = len(running)
             self.dispatch(pool, queue, running, dirty, free, index)
+            for key in running[admitted:]:
+                started.add(key)
+                outside.discard(key)
             self._report()
             if not self.futures and all(self.states[k].finished for k in running):
                 if not queue or stopped:
                     break
-                if free == 0 and not running:
+                # nothing in flight and no place: our own failed pods hold the window (stop now), or other
+                # unavailable pods do (another run's: wait for them, up to the timeout)
+                stalled = stalled or self.clock()
+                if free == 0 and (holding >= window or self.clock() - stalled >= opts.timeout):
                     stopped = "the maxUnavailable window (%d) is held by %d failed and %d other unavailable pods; %d pods not started" % (
-                        window, holding, outside, len(queue))
+                        window, holding, len(outside), len(queue))
                     self.event("stop: " + stopped)
                     break
+            else:
+                stalled = 0
             if any(self.states[k].finished for k in running):
                 continue  # a pod just finished: free its place in the window now, not at the next event
             if not any(f.done() for f in self.futures):
