@@ -313,3 +313,19 @@ def test_a_finished_pod_frees_its_place_at_once_not_at_the_next_poll():
     driver, (states, dummy, stopped) = run(cluster, [["pod-00", "pod-01"]], window=1, poll=30, timeout=60)
     assert [s.phase for s in states] == ["done", "done"]
     assert states[1].started - states[0].marks["done"] < 5
+
+
+def test_a_pod_of_the_queue_in_flight_in_another_run_takes_a_place():
+    # pod-01 is queued here, but another run has it in flight (updated, its new twin not ready): it is unavailable,
+    # so with a window of 1 nothing may start until it is available again (here: never, so the run gives up)
+    names = ["pod-00", "pod-01", "pod-02"]
+    cluster = FakeCluster(names)
+    busy = cluster.watch.snapshot("pod-01")
+    busy = pf.kubelet(apply_plan(busy, plan_next(busy, SS2, 5, upgrade.utcnow())), not_ready=("mesh-2",))
+    cluster.stop.set()
+    cluster.thread.join()
+    cluster.watch.update(busy)
+    driver = upgrade.UpgradeDriver(cluster, {"default": cluster.watch}, SS2, upgrade.Options(window=1, poll=0.05, timeout=1),
+                                   condition=cluster.condition)
+    states, dummy, stopped = driver.run([[("default", n) for n in names]])
+    assert states == [] and "0 failed and 1 other unavailable" in stopped and "3 pods not started" in stopped
