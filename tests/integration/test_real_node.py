@@ -24,7 +24,7 @@ import yaml
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets
-from chaoskit import alive, kill_tree
+from chaoskit import kill_tree, wait_gone
 from modrun import ANSIBLE_PLAYBOOK, ROOT, ansible_env, run_module
 from workloads import deployment, images, pods_of, restart_counts, write_yaml
 
@@ -375,7 +375,8 @@ def test_a_run_killed_between_upgrade_and_reset_resumes(kube, namespace, real_no
         finally:
             if proc.poll() is None:
                 proc.kill()
-        assert len(tree) >= 3 and not [pid for pid in tree if alive(pid)], tree   # the playbook, its worker, the module
+        # the playbook, its worker, the module; a SIGKILLed process takes a moment to exit and be reaped
+        assert len(tree) >= 3 and not wait_gone(tree, 10), tree
         pod = pods_of(kube, namespace)[0]
         assert images(pod) == {"mesh-sidecar-1": V1, "mesh-sidecar-2": V2, "app": APP}   # stopped between Upgrade and Reset
         result, out = run_module("sidecar_upgrade", dict(sidecarset=v2, namespace=namespace, timeout=180), env=kube.env)
