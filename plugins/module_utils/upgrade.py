@@ -43,21 +43,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.batch import is_unavailable
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ParameterError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import (
+from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_next, plan_patch_body, plan_rollback
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError, PodWatch, read_modify_write
+from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import load_one_sidecarset
+from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import (
+    ACTION_FAIL,
     ACTION_NONE,
     ACTION_REFUSE,
     ACTION_RESET,
     ACTION_ROLLBACK,
     ACTION_UPGRADE,
     ACTION_WAIT,
-    plan_next,
-    plan_patch_body,
-    plan_rollback,
-)
-from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError, PodWatch, read_modify_write
-from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import load_one_sidecarset
-from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import (
-    ACTION_FAIL,
     PHASE_DONE,
     PHASE_FAILED,
     PHASE_MIGRATED,
