@@ -68,30 +68,17 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.meshops.sidecarset.plugins.module_utils import podlist
 
 
 def rollout_calls(batches, kinds=None, per_call=1, gated=False):
-    """Group ``batches`` into invocations (see DOCUMENTATION)."""
+    """Group ``batches`` into invocations (see DOCUMENTATION; ``podlist.rollout_calls``)."""
     if not isinstance(batches, list) or any(not isinstance(b, list) for b in batches):
         raise AnsibleFilterError("rollout_calls: expected a list of batches (lists of pods), got %r" % (batches,))
     try:
-        per_call = int(per_call)
-    except (TypeError, ValueError):
-        raise AnsibleFilterError("rollout_calls: per_call must be a whole number, got %r" % (per_call,))
-    if per_call < 0:
-        raise AnsibleFilterError("rollout_calls: per_call must be 0 (all) or more, got %d" % per_call)
-    kinds = list(kinds or [])
-    calls = []
-    for position, batch in enumerate(batches, 1):
-        kind = kinds[position - 1] if position <= len(kinds) else "batch"
-        last = calls[-1] if calls else None
-        joinable = (last is not None and kind == "batch" and last["kind"] == "batch" and not gated
-                    and (per_call == 0 or len(last["batches"]) < per_call))
-        if joinable:
-            last["batches"].append(batch)
-        else:
-            calls.append({"kind": kind, "first": position, "batches": [batch]})
-    return calls
+        return podlist.rollout_calls(batches, kinds, per_call, gated)
+    except ValueError as exc:
+        raise AnsibleFilterError("rollout_calls: %s" % exc)
 
 
 class FilterModule(object):

@@ -33,6 +33,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import
     is_pod_updated,
     matching_problem,
 )
+from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import match_label_selector
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import update_strategy
 
 _PERCENT_RE = re.compile(r"^(\d+)%$")
@@ -163,29 +164,6 @@ def _labels(pod):
     return (pod.get("metadata") or {}).get("labels") or {}
 
 
-def _selector_matches(selector, labels):
-    """Kubernetes ``LabelSelector`` semantics: ``None`` matches nothing, ``{}`` everything."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expression in selector.get("matchExpressions") or []:
-        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            return False
-    return True
-
-
 def _int_suffix(value):
     match = re.search(r"(\d+)$", value or "")
     return int(match.group(1)) if match else 0
@@ -198,7 +176,7 @@ def _priority_key(strategy):
     if weights:
         def weight_key(pod):
             labels = _labels(pod)
-            return -sum(term.get("weight", 0) for term in weights if _selector_matches(term.get("matchSelector") or {}, labels))
+            return -sum(term.get("weight", 0) for term in weights if match_label_selector(term.get("matchSelector") or {}, labels))
         return weight_key
     if orders:
         def order_key(pod):
@@ -349,7 +327,7 @@ def pick_batch(pods, sidecarset, max_unavailable=None, partition=None):
         if facts.updated:
             if is_unavailable(pod, sidecarset):
                 result["in_flight"].append(pod)
-        elif selector is None or _selector_matches(selector, _labels(pod)):
+        elif selector is None or match_label_selector(selector, _labels(pod)):
             if facts.refusal:
                 result["not_upgradable"].append((pod, facts.refusal))
             elif facts.unapplied:

@@ -205,11 +205,6 @@ def canonical_quantity(value):
     return "%de%d" % (mantissa, exponent)
 
 
-def canonical_resource_list(resources):
-    """Return a copy of a ResourceList with every quantity canonicalised (keys kept)."""
-    return {key: canonical_quantity(val) for key, val in resources.items()}
-
-
 # ---------------------------------------------------------------- Go JSON
 
 

@@ -421,32 +421,8 @@ class PodWatch:
         with self._cond:
             return self.pods.get(name)
 
-    def wait_for_change(self, seen, timeout):
-        """Block until ``changes`` differs from ``seen`` or ``timeout`` s pass; return the current count."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self.changes == seen:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            return self.changes
-
     def notify(self):
         """Wake up waiters (used when something other than a pod changed, e.g. a write failed)."""
         with self._cond:
             self.changes += 1
             self._cond.notify_all()
-
-    def wait_for(self, predicate, timeout):
-        """Block until ``predicate(pods)`` is truthy; return its value, or ``None`` after ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                value = predicate(self.pods)
-                if value:
-                    return value
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._cond.wait(min(remaining, 1.0))

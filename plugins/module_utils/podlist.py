@@ -109,3 +109,69 @@ def plan_rollout(pods, sidecarset, max_unavailable=None, partition=None, only=No
     if selection is not None:
         plan["selection"] = selection
     return plan
+
+
+def rollout_calls(batches, kinds=None, per_call=1, gated=False):
+    """Group ``batches`` into ``sidecar_upgrade`` invocations ``{"kind", "first", "batches"}`` (``first`` 1-based).
+
+    A batch whose kind is not ``batch`` (``resume``, ``canary``, ``window``: the rollout pauses, stops or reports after
+    it) gets an invocation of its own, and so does every batch when ``gated`` (health gates run between its upgrade
+    and its reset); consecutive ``batch`` batches are grouped, ``per_call`` to an invocation (0: all of them).
+    """
+    try:
+        per_call = int(per_call)
+    except (TypeError, ValueError):
+        raise ValueError("per_call must be a whole number, got %r" % (per_call,))
+    if per_call < 0:
+        raise ValueError("per_call must be 0 (all) or more, got %d" % per_call)
+    kinds = list(kinds or [])
+    calls = []
+    for position, batch in enumerate(batches, 1):
+        kind = kinds[position - 1] if position <= len(kinds) else "batch"
+        last = calls[-1] if calls else None
+        if (last is not None and kind == "batch" and last["kind"] == "batch" and not gated
+                and (per_call == 0 or len(last["batches"]) < per_call)):
+            last["batches"].append(batch)
+        else:
+            calls.append({"kind": kind, "first": position, "batches": [batch]})
+    return calls
+
+
+def rollout_queue(plan, updated_pods=0, canary=0, window=True, per_call=1, gated=False):
+    """The queue a rollout runs on one cluster, from a ``plan_rollout`` plan (what ``sidecarset_info`` returns).
+
+    In order: the pods in flight or due for their reset (``resume``, so that an interrupted rollout finishes them
+    first), the canary (``canary`` pods counted with the ``updated_pods`` already updated, at most one budget), then
+    the rest of the order as one continuous ``window`` or as maxUnavailable-sized batches (``batch``). Returns
+    ``{"batches", "kinds", "calls", "budget", "canary", "resumed", "to_upgrade"}``; ``kinds`` names the first batches
+    (the rest are ``batch``) and ``calls`` groups them into invocations (``rollout_calls``).
+    """
+    try:
+        canary, updated_pods = int(canary), int(updated_pods)
+    except (TypeError, ValueError):
+        raise ValueError("canary and updated_pods must be whole numbers, got %r and %r" % (canary, updated_pods))
+    if canary < 0:
+        raise ValueError("canary must be 0 or more, got %d" % canary)
+    order = list(plan.get("order") or [])
+    budget = max(int(plan.get("max_unavailable") or 0), 1)
+    resume = []
+    for ref in list(plan.get("in_flight") or []) + list(plan.get("reset") or []):
+        if ref not in resume:
+            resume.append(ref)
+    canary_size = max(min(canary - updated_pods, budget, len(order)), 0) if canary else 0
+    rest = order[canary_size:]
+    batches, kinds = [], []
+    if resume:
+        batches.append(resume)
+        kinds.append("resume")
+    if canary_size:
+        batches.append(order[:canary_size])
+        kinds.append("canary")
+    if window:
+        if rest:
+            batches.append(rest)
+            kinds.append("window")
+    else:
+        batches.extend(rest[i:i + budget] for i in range(0, len(rest), budget))
+    return {"batches": batches, "kinds": kinds, "calls": rollout_calls(batches, kinds, per_call, gated),
+            "budget": budget, "canary": canary_size, "resumed": len(resume), "to_upgrade": len(order)}

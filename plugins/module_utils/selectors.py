@@ -6,7 +6,7 @@
 ``match_label_selector`` has Kubernetes semantics (``LabelSelectorAsSelector``): ``None`` matches nothing,
 an empty selector ``{}`` matches everything. The SidecarSet-specific rules (an empty ``spec.selector``
 never matches, a ``None`` namespaceSelector matches every namespace) are applied by the callers through
-``is_empty_selector``; see ``sidecarset.matches_pod``.
+``is_empty_selector``; see ``inject.CompiledSidecarSet.matches``.
 
 Namespace selection has one implementation here: ``namespace_labels(name, labels)`` completes a namespace's
 labels as every supported API server stores them (``kubernetes.io/metadata.name`` = its name, set by the

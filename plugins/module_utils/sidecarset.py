@@ -62,8 +62,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.resources impor
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import (
     is_empty_selector,
-    match_label_selector,
-    namespace_labels as namespace_labels_of,
     validate_label_selector,
     validate_qualified_name,
 )
@@ -1103,11 +1101,6 @@ def sidecar_containers(sidecarset):
     return ((sidecarset or {}).get("spec") or {}).get("containers") or []
 
 
-def init_sidecar_containers(sidecarset):
-    """Return ``spec.initContainers``."""
-    return ((sidecarset or {}).get("spec") or {}).get("initContainers") or []
-
-
 def update_strategy(sidecarset):
     """Return ``spec.updateStrategy`` (never ``None``)."""
     return ((sidecarset or {}).get("spec") or {}).get("updateStrategy") or {}
@@ -1143,21 +1136,3 @@ def get_hash(sidecarset):
 def get_hash_without_image(sidecarset):
     """Return the SidecarSet's ``kruise.io/sidecarset-hash-without-image`` annotation."""
     return _annotation(sidecarset, SIDECARSET_HASH_WITHOUT_IMAGE)
-
-
-def matches_pod(sidecarset, pod_labels, namespace, namespace_labels=None):
-    """``PodMatchedSidecarSet``: namespaceSelector (``None`` = all namespaces) and a non-empty selector.
-
-    ``namespace_labels`` ``None`` means ``{"kubernetes.io/metadata.name": namespace}``.
-    """
-    spec = (sidecarset or {}).get("spec") or {}
-    selector = spec.get("selector")
-    if _is_empty_selector(selector):
-        return False
-    ns_selector = spec.get("namespaceSelector")
-    if ns_selector is not None:
-        if namespace_labels is None:
-            namespace_labels = namespace_labels_of(namespace or "default")
-        if not match_label_selector(ns_selector, namespace_labels):
-            return False
-    return match_label_selector(selector, pod_labels or {})

@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.podlist import plan_rollout
+from ansible_collections.meshops.sidecarset.plugins.module_utils.podlist import plan_rollout, rollout_queue
 from ansible_collections.meshops.sidecarset.plugins.module_utils.upgrade import batch_version
 from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory as pf
 
@@ -79,3 +79,57 @@ def test_selected_counts_pods_that_are_not_injected():
     plain = [pf.pod("bare-%d" % i, sets=[]) for i in range(3)]
     plan = plan_rollout(pods(1) + plain, SS2)
     assert plan["matched"] == 1 and plan["selected"] == 4 and len(plan["not_upgradable"]) == 3
+
+
+def refs(*names):
+    return [{"name": name, "namespace": "ns"} for name in names]
+
+
+def queue_plan(order, budget=3, in_flight=(), reset=()):
+    return {"order": refs(*order), "max_unavailable": budget, "in_flight": refs(*in_flight), "reset": refs(*reset)}
+
+
+def test_queue_runs_in_flight_pods_then_the_canary_then_one_window():
+    plan = queue_plan("abcdefg", budget=3, in_flight="x", reset="xy")
+    queue = rollout_queue(plan, updated_pods=0, canary=2, window=True)
+    assert queue["kinds"] == ["resume", "canary", "window"]
+    assert [[r["name"] for r in b] for b in queue["batches"]] == [["x", "y"], ["a", "b"], list("cdefg")]
+    assert (queue["resumed"], queue["canary"], queue["budget"], queue["to_upgrade"]) == (2, 2, 3, 7)
+    assert [c["kind"] for c in queue["calls"]] == ["resume", "canary", "window"]
+
+
+def test_queue_in_lock_step_batches_of_the_budget():
+    queue = rollout_queue(queue_plan("abcdefg", budget=3), canary=1, window=False, per_call=0)
+    assert [len(b) for b in queue["batches"]] == [1, 3, 3]
+    assert queue["kinds"] == ["canary"]
+    assert [(c["kind"], len(c["batches"])) for c in queue["calls"]] == [("canary", 1), ("batch", 2)]
+
+
+def test_queue_canary_counts_pods_already_updated_and_never_drops_pods():
+    # a re-run after its canary: more pods updated than the canary asked for; every pod of the order is still
+    # queued (the Jinja this replaced sliced the order from a negative canary size and kept only its last pods)
+    queue = rollout_queue(queue_plan("abcdef", budget=2), updated_pods=5, canary=2, window=False)
+    assert queue["canary"] == 0 and queue["kinds"] == []
+    assert [r["name"] for b in queue["batches"] for r in b] == list("abcdef")
+    partly = rollout_queue(queue_plan("abcdef", budget=2), updated_pods=1, canary=2)
+    assert partly["canary"] == 1 and [r["name"] for r in partly["batches"][0]] == ["a"]
+
+
+def test_queue_canary_is_at_most_one_budget_and_a_zero_budget_is_one():
+    queue = rollout_queue(queue_plan("abcdef", budget=0), canary=4)
+    assert queue["budget"] == 1 and queue["canary"] == 1
+
+
+def test_queue_of_nothing_is_empty():
+    assert rollout_queue(queue_plan(""), canary=2)["batches"] == []
+
+
+def test_queue_bad_numbers_are_named():
+    for kwargs, message in (({"canary": -1}, "canary must be 0"), ({"canary": "x"}, "whole numbers"),
+                            ({"per_call": -1}, "per_call must be 0")):
+        try:
+            rollout_queue(queue_plan("ab"), **kwargs)
+        except ValueError as exc:
+            assert message in str(exc)
+        else:
+            raise AssertionError("no error for %r" % (kwargs,))

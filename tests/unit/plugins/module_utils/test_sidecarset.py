@@ -14,13 +14,14 @@ import pytest
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils import sidecarset as ss_mod
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError, SidecarSetError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import compile_sidecarset
+from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import namespace_labels as namespace_labels_of
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
     empty_image,
     get_hash,
     get_hash_without_image,
     hot_sidecars,
     load_sidecarsets,
-    matches_pod,
     normalize_sidecarset,
     parse_sidecarset_yaml,
     sidecar_containers,
@@ -434,6 +435,11 @@ def test_all_errors_are_collected():
 
 
 # ---------------------------------------------------------------- matching
+
+
+def matches_pod(sidecarset, labels, namespace, namespace_labels=None):
+    """PodMatchedSidecarSet as injection decides it (inject.CompiledSidecarSet.matches, its one home)."""
+    return compile_sidecarset(sidecarset).matches(labels, namespace_labels or namespace_labels_of(namespace))
 
 
 def test_matches_pod_rules():
