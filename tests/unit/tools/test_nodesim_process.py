@@ -153,6 +153,14 @@ def read_env(sim):
         return json.load(handle)
 
 
+def env_version(sim):
+    """VERSION of the env file the sidecar process wrote, or None while it is being written."""
+    try:
+        return read_env(sim).get("VERSION")
+    except (OSError, ValueError):
+        return None
+
+
 # ------------------------------------------------------------------------------------ pure helpers
 
 
@@ -223,7 +231,9 @@ def test_process_lifecycle_env_hook_probe_image_change_delete(tmp_path):
         # in-place image change with new annotations: old process SIGTERMed, new one sees the new value
         obj = pod_obj(image="demo/server:2", hook=hook, probe=probe, annotations={"v": "2"})
         sim.handle("MODIFIED", obj)
-        pump(sim, lambda: container(sim).ready and container(sim).proc.pid != first_pid)
+        # the readiness probe sees the old process's env file too, so also wait for the new process to write its own
+        # (under load the new twin can turn ready first)
+        pump(sim, lambda: container(sim).ready and container(sim).proc.pid != first_pid and env_version(sim) == "2")
         c = container(sim)
         assert c.image == "demo/server:2" and c.restart_count == 1
         assert c.last_state["containerID"] and c.last_state["exitCode"] == 0
