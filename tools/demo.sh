@@ -108,15 +108,8 @@ tools/cluster/up.sh >"$OUT/cluster-up.log" 2>&1 || { rc=$?; cat "$OUT/cluster-up
 say "control plane ready in $(( $(date +%s) - t0 ))s"
 
 if [ "$REAL_NODES" = 1 ]; then
-  NODE="$(KUBECONFIG="$KUBECONFIG_FILE" "$PY" - <<'PYEOF'
-import urllib3
-from kubernetes import client, config
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-config.load_kube_config()
-nodes = client.CoreV1Api().list_node(label_selector="meshops.io/node-kind=real").items
-print(next((n.metadata.name for n in nodes if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])), ""))
-PYEOF
-)"
+  NODE="$("$PY" tools/kubeclient.py --kubeconfig "$KUBECONFIG_FILE" ready-nodes meshops.io/node-kind=real)"
+  NODE="${NODE%%$'\n'*}"   # the first one
   if [ -n "$NODE" ]; then
     say "real node $NODE is Ready: the pods run on a real kubelet (containerd, runc, images built here)"
     WHERE=(--real-node "$NODE")

@@ -30,13 +30,13 @@ import subprocess
 import sys
 import time
 
-import urllib3
 import yaml
-from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import kubeclient  # noqa: E402  pylint: disable=wrong-import-position  # tools/kubeclient.py: the repository's raw client
 VENV_BIN = os.path.dirname(sys.executable)
 SIDECAR = "mesh-sidecar"
 TWINS = (SIDECAR + "-1", SIDECAR + "-2")
@@ -62,28 +62,19 @@ def say(msg):
 
 
 def wait_for(what, predicate, timeout, interval=0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (ApiException, OSError, ValueError, KeyError) as exc:
-            last = exc
-        time.sleep(interval)
-    raise StepFailed("timed out after %ds waiting for %s%s" % (timeout, what, " (%s)" % last if last else ""))
+    """``kubeclient.wait_for``, a timeout being a failed step."""
+    try:
+        return kubeclient.wait_for(predicate, timeout, interval, what, retry_on=(ApiException, OSError, ValueError, KeyError))
+    except kubeclient.WaitTimeout as exc:
+        raise StepFailed(str(exc)) from None
 
 
 class Demo:
     def __init__(self, args):
         self.args = args
-        cfg = client.Configuration()
-        config.load_kube_config(config_file=args.kubeconfig, client_configuration=cfg)
-        api = client.ApiClient(cfg)
-        self.api = api
-        self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
+        self.kube = kubeclient.KubeClient(args.kubeconfig, quiet_tls=True)  # loopback apiserver, self-signed
+        self.core = self.kube.core
+        self.apps = self.kube.apps
         self.ns = args.namespace
         self.out = os.path.abspath(args.out)
         os.makedirs(self.out, exist_ok=True)
@@ -103,7 +94,7 @@ class Demo:
     def env(self):
         env = dict(os.environ)
         env.update(
-            KUBECONFIG=os.path.abspath(self.args.kubeconfig), K8S_AUTH_KUBECONFIG=os.path.abspath(self.args.kubeconfig),
+            self.kube.env,
             ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
             ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", PYTHONWARNINGS="ignore", PYTHONDONTWRITEBYTECODE="1",
         )
@@ -122,7 +113,7 @@ class Demo:
 
     def pods(self):
         items = self.core.list_namespaced_pod(self.ns, label_selector="app=%s" % DEPLOYMENT).items
-        return [self.api.sanitize_for_serialization(p) for p in items]
+        return self.kube.plain(items)
 
     def proc_status(self):
         """The simulator's process table (process mode); empty on a real node."""
@@ -181,32 +172,12 @@ class Demo:
         say("pods run on %s" % self.result["node_kind"])
         say("namespace %s, Deployment %s (%d replicas, image meshops/demo-app:1)" % (self.ns, DEPLOYMENT, self.args.replicas))
         try:
-            self.core.delete_namespace(self.ns)
-            say("deleting the namespace left by an earlier run")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-
-        def gone():
-            try:
-                self.core.read_namespace(self.ns)
-                return False
-            except ApiException as exc:
-                return exc.status == 404
-
-        wait_for("namespace %s to be deleted" % self.ns, gone, 120)
-        self.core.create_namespace({"metadata": {"name": self.ns}})
-
-        def default_sa():
-            # the pods need the namespace's default ServiceAccount (Kubernetes >= 1.24 creates no token Secret)
-            try:
-                return self.core.read_namespaced_service_account("default", self.ns)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                raise
-
-        wait_for("the default ServiceAccount", default_sa, 60)
+            if self.kube.delete_namespace(self.ns, wait=120):
+                say("deleted the namespace left by an earlier run")
+            self.kube.create_namespace(self.ns)
+            self.kube.wait_default_service_account(self.ns, timeout=60)  # the pods need it
+        except kubeclient.WaitTimeout as exc:
+            raise StepFailed(str(exc)) from None
         pod_spec = {
             # >= MESH_SIDECAR_DRAIN_SECONDS (5 in the demo SidecarSet) + 10
             "terminationGracePeriodSeconds": 20,
@@ -429,7 +400,6 @@ def main(argv=None):
     parser.add_argument("--cooldown", type=float, default=3.0)
     parser.add_argument("--records", action="store_true", help="keep every request record (JSON lines)")
     args = parser.parse_args(argv)
-    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # loopback apiserver, self-signed
     demo = Demo(args)
     code = 1
     try:

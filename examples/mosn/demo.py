@@ -26,13 +26,13 @@ import subprocess
 import sys
 import time
 
-import urllib3
 import yaml
-from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import kubeclient  # noqa: E402  pylint: disable=wrong-import-position  # tools/kubeclient.py: the repository's raw client
 VENV_BIN = os.path.dirname(sys.executable)
 SEED_SIDECARSET = os.path.join(ROOT, "examples", "sidecarsets", "mosn.yaml")
 SEED_APP = os.path.join(ROOT, "examples", "manifests", "test-app.yaml")
@@ -40,9 +40,6 @@ V1, V2, EMPTY, APP = "meshops/mosn:v1", "meshops/mosn:v2", "meshops/mesh-sidecar
 TWINS = ("mosn-1", "mosn-2")
 WORKING = "kruise.io/sidecarset-working-hotupgrade-container"
 PORT = 15001
-
-
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 class StepFailed(Exception):
@@ -54,17 +51,11 @@ def say(msg):
 
 
 def wait_for(what, predicate, timeout, interval=0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (ApiException, OSError, ValueError, KeyError) as exc:
-            last = exc
-        time.sleep(interval)
-    raise StepFailed("timed out after %ds waiting for %s%s" % (timeout, what, " (%s)" % last if last else ""))
+    """``kubeclient.wait_for``, a timeout being a failed step."""
+    try:
+        return kubeclient.wait_for(predicate, timeout, interval, what, retry_on=(ApiException, OSError, ValueError, KeyError))
+    except kubeclient.WaitTimeout as exc:
+        raise StepFailed(str(exc)) from None
 
 
 def seed_as_printed(raw):
@@ -113,11 +104,9 @@ def build_order(records):
 class Demo:
     def __init__(self, args):
         self.args = args
-        cfg = client.Configuration()
-        config.load_kube_config(config_file=args.kubeconfig, client_configuration=cfg)
-        self.api = client.ApiClient(cfg)
-        self.core = client.CoreV1Api(self.api)
-        self.apps = client.AppsV1Api(self.api)
+        self.kube = kubeclient.KubeClient(args.kubeconfig, quiet_tls=True)  # loopback apiserver, self-signed
+        self.core = self.kube.core
+        self.apps = self.kube.apps
         self.ns = args.namespace
         self.out = os.path.abspath(args.out)
         os.makedirs(self.out, exist_ok=True)
@@ -126,7 +115,7 @@ class Demo:
 
     def env(self):
         env = dict(os.environ)
-        env.update(KUBECONFIG=os.path.abspath(self.args.kubeconfig), K8S_AUTH_KUBECONFIG=os.path.abspath(self.args.kubeconfig),
+        env.update(self.kube.env,
                    ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
                    ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", PYTHONWARNINGS="ignore", PYTHONDONTWRITEBYTECODE="1")
         return env
@@ -151,7 +140,7 @@ class Demo:
 
     def pods(self):
         items = self.core.list_namespaced_pod(self.ns, label_selector="app=test-app").items
-        return [self.api.sanitize_for_serialization(p) for p in items if not p.metadata.deletion_timestamp]
+        return self.kube.plain([p for p in items if not p.metadata.deletion_timestamp])
 
     @staticmethod
     def ready(pod):
@@ -196,12 +185,10 @@ class Demo:
 
     def deploy(self):
         try:
-            self.core.delete_namespace(self.ns)
-            wait_for("the old namespace %s to go" % self.ns, self._gone, 180, 1)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        self.core.create_namespace({"metadata": {"name": self.ns}})
+            self.kube.delete_namespace(self.ns, wait=180)
+        except kubeclient.WaitTimeout as exc:
+            raise StepFailed(str(exc)) from None
+        self.kube.create_namespace(self.ns)
         t0 = time.monotonic()
         self.apps.create_namespaced_deployment(self.ns, self.deployment)
 
@@ -219,13 +206,6 @@ class Demo:
             status, build = answer(p["status"]["podIP"])
             if status != 200 or build != "mosn-v1":
                 raise StepFailed("pod %s answers %s %s, not 200 mosn-v1" % (p["metadata"]["name"], status, build))
-
-    def _gone(self):
-        try:
-            self.core.read_namespace(self.ns)
-            return False
-        except ApiException as exc:
-            return exc.status == 404
 
     def start_traffic(self):
         targets = ",".join("%s:%d" % (p["status"]["podIP"], PORT) for p in self.before.values())
@@ -311,7 +291,7 @@ class Demo:
             say("kept namespace %s (--keep)" % self.ns)
             return
         try:
-            self.core.delete_namespace(self.ns)
+            self.kube.delete_namespace(self.ns)
         except ApiException:
             pass
 

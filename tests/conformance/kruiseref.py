@@ -19,18 +19,17 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-import urllib3
 import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
+import kubeclient  # noqa: E402  tools/kubeclient.py (tools/ on sys.path: the root conftest.py)
 from modrun import ANSIBLE_PLAYBOOK, ansible_env  # noqa: E402  pylint: disable=wrong-import-position
 
 KRUISE_SH = ROOT / "tools" / "kruise" / "kruise.sh"
@@ -41,7 +40,7 @@ KRUISE_VERSION = os.environ.get("KRUISE_VERSION") or next(
      if line.startswith("KRUISE_VERSION_DEFAULT=")), "?")
 EXCLUDED = {"control-plane": "meshops-conformance"}
 
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+kubeclient.quiet_insecure_warnings()
 
 
 RESULTS = []
@@ -53,41 +52,22 @@ def record(entry):
 
 
 def wait_for(predicate, timeout=30.0, interval=0.2, message="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # pylint: disable=broad-except
-            last = exc
-        if time.monotonic() > deadline:
-            pytest.fail("timed out after %.0fs waiting for %s%s" % (timeout, message, " (last error: %r)" % (last,) if last else ""))
-        time.sleep(interval)
+    """``kubeclient.wait_for`` failing the test on a timeout."""
+    try:
+        return kubeclient.wait_for(predicate, timeout, interval, message)
+    except kubeclient.WaitTimeout as exc:
+        pytest.fail(str(exc))
 
 
-class Kruise:
-    """The reference control plane with kruise-manager: API clients and helpers."""
+class Kruise(kubeclient.KubeClient):
+    """The reference control plane with kruise-manager: a ``kubeclient.KubeClient`` and helpers."""
 
     GROUP = "apps.kruise.io"
 
     def __init__(self, kubeconfig, version):
-        from kubernetes import client, config  # pylint: disable=import-outside-toplevel
-
-        cfg = client.Configuration()
-        config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
-        self.kubeconfig = str(kubeconfig)
+        super().__init__(kubeconfig)
         self.version = version
-        self.api_client = client.ApiClient(cfg)
-        self.core = client.CoreV1Api(self.api_client)
-        self.apps = client.AppsV1Api(self.api_client)
-        self.custom = client.CustomObjectsApi(self.api_client)
-        self.env = {"KUBECONFIG": self.kubeconfig, "K8S_AUTH_KUBECONFIG": self.kubeconfig}
-        self.server_version = client.VersionApi(self.api_client).get_code().git_version
-
-    def plain(self, obj):
-        return self.api_client.sanitize_for_serialization(obj)
+        self.server_version = self.version_info.git_version
 
     # SidecarSets -----------------------------------------------------------------------------------
     def create_sidecarset(self, raw):
@@ -120,6 +100,8 @@ class Kruise:
 
     # pods ------------------------------------------------------------------------------------------
     def pods(self, namespace, selector=None):
+        """The live pods as the client's models made plain (not ``KubeClient.pods``' raw JSON: fields the
+        ``kubernetes`` client does not model stay out of the comparison, as they always have)."""
         items = self.plain(self.core.list_namespaced_pod(namespace, label_selector=selector).items)
         return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
@@ -132,8 +114,6 @@ class Case:
     """Three namespaces of one case (see the module docstring), and cleanup."""
 
     def __init__(self, kruise, slug, labels):
-        from kubernetes import client  # pylint: disable=import-outside-toplevel
-
         self.kruise = kruise
         suffix = uuid.uuid4().hex[:5]
         self.labels = dict(labels)
@@ -141,11 +121,12 @@ class Case:
         for side in ("kruise", "online", "offline"):
             name = ("%s-%s-%s" % (slug[:40], side[:3], suffix)).strip("-")
             ns_labels = self.namespace_labels(side, with_name=False)
-            kruise.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=ns_labels)))
-            self.namespaces[side] = name
+            self.namespaces[side] = kruise.create_namespace(name, labels=ns_labels)
         for name in self.namespaces.values():
-            wait_for(lambda n=name: kruise.core.read_namespaced_service_account("default", n), timeout=30,
-                     message="ServiceAccount %s/default" % name)
+            try:
+                kruise.wait_default_service_account(name, timeout=30)
+            except kubeclient.WaitTimeout as exc:
+                pytest.fail(str(exc))
         self.sidecarsets = []
 
     def namespace_labels(self, side, with_name=True):

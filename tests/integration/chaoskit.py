@@ -205,7 +205,7 @@ class ServingWatch:
                     self.relists += 1 if self._ready.is_set() else 0
                     listed = self.kube.core.list_namespaced_pod(self.namespace)
                     for item in listed.items:
-                        self._see(self.kube.api_client.sanitize_for_serialization(item))
+                        self._see(self.kube.plain(item))
                     version = listed.metadata.resource_version
                     self._ready.set()
                 self._watch = watch.Watch()
@@ -217,7 +217,7 @@ class ServingWatch:
                     if event["type"] == "ERROR":
                         version = None
                         break
-                    pod = self.kube.api_client.sanitize_for_serialization(obj)
+                    pod = self.kube.plain(obj)
                     version = pod["metadata"].get("resourceVersion") or version
                     if event["type"] != "BOOKMARK":
                         self._see(pod, deleted=event["type"] == "DELETED")

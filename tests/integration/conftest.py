@@ -30,13 +30,13 @@ their down/up (which empties the cluster) cannot disturb other tests.
 import os
 import re
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-import urllib3
 import yaml
+
+import kubeclient  # tools/kubeclient.py: the repository's one raw client (the root conftest.py puts tools/ on sys.path)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = Path(os.environ.get("MESHOPS_CLUSTER_DIR", ROOT / ".cluster"))
@@ -49,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 # Captured at import time, before anything in the session could set it.
 USER_KUBECONFIG = None if os.environ.get("MESHOPS_LOCAL_CLUSTER") == "1" else os.environ.get("KUBECONFIG")
 
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+kubeclient.quiet_insecure_warnings()
 
 
 def user_supplied_cluster():
@@ -76,39 +76,22 @@ def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argu
 
 
 def wait_for(predicate, timeout=15.0, interval=0.1, message="condition"):
-    """Poll predicate() until it returns a truthy value; return that value or fail after timeout."""
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # pylint: disable=broad-except
-            last_exc = exc
-        if time.monotonic() > deadline:
-            extra = " (last error: %r)" % (last_exc,) if last_exc else ""
-            pytest.fail("timed out after %.1fs waiting for %s%s" % (timeout, message, extra))
-        time.sleep(interval)
+    """Poll predicate() until it returns a truthy value (an exception counts as "not yet"); return that value or
+    fail the test after timeout, naming ``message`` and the last error."""
+    try:
+        return kubeclient.wait_for(predicate, timeout, interval, message)
+    except kubeclient.WaitTimeout as exc:
+        pytest.fail(str(exc))
 
 
-class KubeEnv:
+class KubeEnv(kubeclient.KubeClient):
+    """The cluster of the session: a ``kubeclient.KubeClient`` (``api_client``, ``core``, ``apps``, ``batch``,
+    ``rbac``, ``custom``, ``host``, ``env``, ``pods()``, ...) plus what the tests ask about it."""
+
     def __init__(self, kubeconfig, local, up_output=""):
-        from kubernetes import client, config  # pylint: disable=import-outside-toplevel
-
-        self.kubeconfig = str(kubeconfig)
+        super().__init__(kubeconfig)
         self.local = local
         self.up_output = up_output
-        cfg = client.Configuration()
-        config.load_kube_config(config_file=self.kubeconfig, client_configuration=cfg)
-        self.configuration = cfg
-        self.host = cfg.host
-        self.api_client = client.ApiClient(cfg)
-        self.core = client.CoreV1Api(self.api_client)
-        self.apps = client.AppsV1Api(self.api_client)
-        self.batch = client.BatchV1Api(self.api_client)
-        self.rbac = client.RbacAuthorizationV1Api(self.api_client)
-        self.env = {"KUBECONFIG": self.kubeconfig, "K8S_AUTH_KUBECONFIG": self.kubeconfig}
         self.wait_for = wait_for
         self.nodesim = bool(self.core.list_node(label_selector=NODESIM_LABEL + "=true").items)
 
@@ -155,53 +138,22 @@ def _slug(text, size=30):
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:size].strip("-") or "t"
 
 
-def wait_for_default_sa(kube, name, timeout=30):
-    def ready():
-        sa = kube.core.read_namespaced_service_account("default", name)
-        # up to 1.23 the tokens controller must have created the token Secret before pods can
-        # be admitted; later versions have no such Secret
-        return sa if (sa.secrets or _server_minor(kube) >= 24) else None
-
-    return wait_for(ready, timeout=timeout, message="ServiceAccount %s/default" % name)
-
-
-_MINOR = {}
-
-
-def _server_minor(kube):
-    if "v" not in _MINOR:
-        from kubernetes import client  # pylint: disable=import-outside-toplevel
-
-        info = client.VersionApi(kube.api_client).get_code()
-        _MINOR["v"] = int(re.sub(r"\D.*$", "", info.minor) or 0)
-    return _MINOR["v"]
-
-
 def create_namespace(kube, prefix):
-    from kubernetes import client  # pylint: disable=import-outside-toplevel
-
-    name = "%s-%s" % (_slug(prefix, 40), uuid.uuid4().hex[:6])
-    kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
-        name=name, labels={"meshops.io/test": "integration"})))
-    wait_for_default_sa(kube, name)
-    return name
-
-
-def delete_namespace(kube, name):
-    from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel
-
+    """A fresh namespace ``<prefix>-<6 hex>`` labelled ``meshops.io/test=integration``, its default ServiceAccount
+    ready."""
+    name = kube.create_namespace("%s-%s" % (_slug(prefix, 40), uuid.uuid4().hex[:6]), labels={"meshops.io/test": "integration"})
     try:
-        kube.core.delete_namespace(name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
+        kube.wait_default_service_account(name, timeout=30)
+    except kubeclient.WaitTimeout as exc:
+        pytest.fail(str(exc))
+    return name
 
 
 @pytest.fixture
 def namespace(kube, request):
     name = create_namespace(kube, "it-" + _slug(request.node.name, 30))
     yield name
-    delete_namespace(kube, name)
+    kube.delete_namespace(name)
 
 
 # ------------------------------------------------------------------------------ least privilege
@@ -212,17 +164,15 @@ def rbac_documents():
         return [d for d in yaml.safe_load_all(handle) if d]
 
 
-class Principal:
-    """Credentials of a ServiceAccount bound to exactly the collection role."""
+class Principal(kubeclient.KubeClient):
+    """Credentials of a ServiceAccount bound to exactly the collection role: a ``kubeclient.KubeClient`` on a
+    bearer-token kubeconfig of its own (``kubeconfig``), ``env`` with the ``K8S_AUTH_*`` variables too."""
 
     def __init__(self, kube, namespace, service_account, token, path):
-        from kubernetes import client, config  # pylint: disable=import-outside-toplevel
-
         self.namespace = namespace
         self.service_account = service_account
         self.username = "system:serviceaccount:%s:%s" % (namespace, service_account)
         self.token = token
-        self.host = kube.host
         with open(kube.kubeconfig, encoding="utf-8") as handle:
             admin = yaml.safe_load(handle)
         ctx_name = admin.get("current-context")
@@ -241,19 +191,13 @@ class Principal:
         }
         path.write_text(yaml.safe_dump(doc), encoding="utf-8")
         os.chmod(path, 0o600)
-        self.kubeconfig = str(path)
-        cfg = client.Configuration()
-        config.load_kube_config(config_file=self.kubeconfig, client_configuration=cfg)
-        self.api_client = client.ApiClient(cfg)
-        self.core = client.CoreV1Api(self.api_client)
-        self.apps = client.AppsV1Api(self.api_client)
-        self.env = {
-            "KUBECONFIG": self.kubeconfig,
-            "K8S_AUTH_KUBECONFIG": self.kubeconfig,
-            "K8S_AUTH_HOST": self.host,
-            "K8S_AUTH_API_KEY": token,
-            "K8S_AUTH_VERIFY_SSL": "false" if cluster.get("insecure-skip-tls-verify") else "true",
-        }
+        super().__init__(path)
+        self.verify_ssl = not cluster.get("insecure-skip-tls-verify")
+
+    @property
+    def env(self):
+        return dict(super().env, K8S_AUTH_HOST=self.host, K8S_AUTH_API_KEY=self.token,
+                    K8S_AUTH_VERIFY_SSL="true" if self.verify_ssl else "false")
 
     def __repr__(self):
         return "Principal(%s)" % self.username
@@ -308,7 +252,7 @@ def least_privilege(kube, tmp_path_factory):
     except ApiException as exc:
         if exc.status != 404:
             raise
-    delete_namespace(kube, ns)
+    kube.delete_namespace(ns)
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-pytestmark = pytest.mark.integration
+from kubeclient import SMP
 
-SMP = "application/strategic-merge-patch+json"
+pytestmark = pytest.mark.integration
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -41,7 +41,7 @@ def make_pod(name, containers, annotations=None, **spec):
 
 
 def raw_pod(kube, ns, name):
-    return kube.api_client.sanitize_for_serialization(kube.core.read_namespaced_pod(name, ns))
+    return kube.plain(kube.core.read_namespaced_pod(name, ns))
 
 
 def statuses(pod):
@@ -163,7 +163,7 @@ def test_deployment_three_replicas_ready_fast(kube, namespace):
     kube.apps.create_namespaced_deployment(namespace, dep)
 
     def three_ready():
-        pods = kube.api_client.sanitize_for_serialization(
+        pods = kube.plain(
             kube.core.list_namespaced_pod(namespace, label_selector="app=web"))["items"]
         ready = [p for p in pods if is_ready(p) and not p["metadata"].get("deletionTimestamp")]
         return ready if len(ready) == 3 else None
@@ -393,7 +393,7 @@ def test_statefulset_and_daemonset_get_running_pods(nodesim, namespace):
 
     def ready(selector, count):
         def check():
-            pods = kube.api_client.sanitize_for_serialization(
+            pods = kube.plain(
                 kube.core.list_namespaced_pod(namespace, label_selector=selector))["items"]
             return len([p for p in pods if is_ready(p)]) == count
         return check

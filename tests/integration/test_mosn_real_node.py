@@ -25,8 +25,7 @@ KIND_LABEL = "meshops.io/node-kind"
 
 
 def test_mosn_hot_upgrade_under_traffic_on_a_real_node(kube, tmp_path):
-    nodes = [n.metadata.name for n in kube.core.list_node(label_selector=KIND_LABEL + "=real").items
-             if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))]
+    nodes = kube.ready_nodes(KIND_LABEL + "=real")
     if not nodes:
         pytest.skip("no real node (label %s=real) in this cluster: MOSN runs only on a real kubelet "
                     "(REAL_NODES=1 on the local control plane, docs/real-nodes.md)" % KIND_LABEL)

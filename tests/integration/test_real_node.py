@@ -25,6 +25,7 @@ import yaml
 from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets
 from chaoskit import kill_tree, wait_gone
+from kubeclient import pod_ready as is_ready
 from modrun import ANSIBLE_PLAYBOOK, ROOT, ansible_env, run_module
 from workloads import deployment, images, pods_of, restart_counts, write_yaml
 
@@ -93,12 +94,6 @@ def real_deployment(name, namespace, node, grace_period=15):
 
 def statuses(pod):
     return {s["name"]: s for s in (pod.get("status") or {}).get("containerStatuses") or []}
-
-
-def is_ready(pod):
-    st = statuses(pod)
-    return (pod.get("status") or {}).get("phase") == "Running" and len(st) == len(pod["spec"]["containers"]) \
-        and all(s.get("ready") for s in st.values())
 
 
 def http_get(ip, timeout=5.0):

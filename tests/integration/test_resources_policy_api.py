@@ -53,7 +53,7 @@ def test_offline_documents_created_as_computed(kube, namespace):
     doc = result["documents"][0]
     assert _sidecar_resources(doc["spec"]["template"]["spec"]["containers"]) == EXPECTED
     kube.apps.create_namespaced_deployment(namespace, doc)
-    live = kube.api_client.sanitize_for_serialization(kube.apps.read_namespaced_deployment("sized-app", namespace))
+    live = kube.plain(kube.apps.read_namespaced_deployment("sized-app", namespace))
     assert _sidecar_resources(live["spec"]["template"]["spec"]["containers"]) == EXPECTED
     _check_pods(kube, namespace)
 
@@ -64,7 +64,7 @@ def test_online_template_written_as_computed_and_second_run_is_a_no_op(kube, nam
     args = {"sidecarsets": [SIDECARSET], "namespace": namespace, "workloads": ["Deployment/sized-app"]}
     result, proc = run_module("sidecar_inject", args, env=kube.env)
     assert result.get("changed") and not result.get("failed"), proc.stdout[-3000:]
-    live = kube.api_client.sanitize_for_serialization(kube.apps.read_namespaced_deployment("sized-app", namespace))
+    live = kube.plain(kube.apps.read_namespaced_deployment("sized-app", namespace))
     containers = live["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ORDER
     assert _sidecar_resources(containers) == EXPECTED

@@ -21,12 +21,12 @@ def _sidecarset(image, revision=None):
 
 
 def _template(kube, namespace, name):
-    live = kube.api_client.sanitize_for_serialization(kube.apps.read_namespaced_deployment(name, namespace))
+    live = kube.plain(kube.apps.read_namespaced_deployment(name, namespace))
     return live["spec"]["template"]
 
 
 def _revisions(kube, namespace):
-    items = kube.api_client.sanitize_for_serialization(
+    items = kube.plain(
         kube.apps.list_namespaced_controller_revision(namespace, label_selector="kruise.io/sidecarset-name=rev-mesh").items)
     return sorted(items, key=lambda r: r["revision"])
 

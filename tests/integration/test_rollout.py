@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workloads import create_injected_deployment
+from workloads import create_injected_deployment, pods_of
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_BIN = Path(sys.executable).parent
@@ -57,11 +57,6 @@ def make_app(kube, namespace, name, replicas, sidecarset, label="mesh", app_imag
     """Create a Deployment whose pod template is injected with ``sidecarset`` (a dict)."""
     create_injected_deployment(kube, sidecarset, name, namespace, replicas, labels={label: "on"}, app_image=app_image,
                                container="app", grace_period=0)
-
-
-def pods_of(kube, namespace, label_selector=None):
-    pods = kube.core.list_namespaced_pod(namespace, label_selector=label_selector).items
-    return [kube.api_client.sanitize_for_serialization(p) for p in pods if not p.metadata.deletion_timestamp]
 
 
 def is_ready(pod):
@@ -172,7 +167,7 @@ class ReadinessWatch:
         pods = self.kube.core.list_namespaced_pod(self.namespace)
         for event in self.watch.stream(self.kube.core.list_namespaced_pod, self.namespace,
                                        resource_version=pods.metadata.resource_version, timeout_seconds=600):
-            pod = self.kube.api_client.sanitize_for_serialization(event["object"])
+            pod = self.kube.plain(event["object"])
             name = pod["metadata"]["name"]
             if event["type"] == "DELETED" or is_ready(pod):
                 self.not_ready.discard(name)

@@ -2,12 +2,12 @@
 
 import copy
 import os
-import time
 
 import yaml
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets
+from kubeclient import WaitTimeout  # tools/kubeclient.py (tools/ on sys.path: the root conftest.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -65,32 +65,17 @@ def create_injected_deployment(kube, raw_sidecarset, name, namespace, replicas, 
 
 
 def pods_of(kube, namespace, selector=None):
-    items = kube.api_client.sanitize_for_serialization(kube.core.list_namespaced_pod(namespace, label_selector=selector).items)
-    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
-
-
-def all_ready(pods, count):
-    if len(pods) != count:
-        return False
-    for pod in pods:
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        if (pod.get("status") or {}).get("phase") != "Running" or len(statuses) != len(pod["spec"]["containers"]):
-            return False
-        if not all(s.get("ready") for s in statuses):
-            return False
-    return True
+    """The live pods of ``namespace`` as plain dicts (``kubeclient.KubeClient.pods``: the raw JSON)."""
+    return kube.pods(namespace, selector)
 
 
 def wait_ready(kube, namespace, count, selector=None, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        pods = pods_of(kube, namespace, selector)
-        if all_ready(pods, count):
-            return pods
-        if time.monotonic() > deadline:
-            raise AssertionError("pods in %s not ready after %ss: %s" % (namespace, timeout, [
-                (p["metadata"]["name"], (p.get("status") or {}).get("phase")) for p in pods]))
-        time.sleep(0.2)
+    """Until exactly ``count`` live pods are Running with every container ready; return them. A test failure
+    (AssertionError) naming each pod's phase and ready containers otherwise."""
+    try:
+        return kube.wait_pods_ready(namespace, count, selector, timeout=timeout, interval=0.2)
+    except WaitTimeout as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def restart_counts(pod):

@@ -53,6 +53,9 @@ from workloads import create_injected_deployment, deployment, mosn_raw, write_ya
 sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
 from benchenv import stamp  # noqa: E402  pylint: disable=wrong-import-position
 
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from kubeclient import KubeClient, WaitTimeout  # noqa: E402  pylint: disable=wrong-import-position
+
 PODS = int(os.environ.get("BENCH_RACE_PODS", "1000"))
 DEPLOYMENTS = max(1, min(int(os.environ.get("BENCH_RACE_DEPLOYMENTS", "4")), PODS))
 MIGRATION = os.environ.get("BENCH_RACE_MIGRATION", "lognormal(3s, 0.9)")   # bench_rollout's (issue 13's window)
@@ -97,29 +100,11 @@ def kruise_sh(action, timeout=1800):
     return proc
 
 
-class Kube:
+class Kube(KubeClient):
     """The benchmark's own client: admin token, a user agent of its own."""
 
     def __init__(self, kubeconfig):
-        from kubernetes import client, config  # pylint: disable=import-outside-toplevel
-        import urllib3  # pylint: disable=import-outside-toplevel
-
-        urllib3.disable_warnings()
-        cfg = client.Configuration()
-        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-        self.cfg = cfg
-        self.api_client = client.ApiClient(cfg)
-        self.api_client.user_agent = BENCH_AGENT
-        self.core = client.CoreV1Api(self.api_client)
-        self.apps = client.AppsV1Api(self.api_client)
-        self.rbac = client.RbacAuthorizationV1Api(self.api_client)
-        self.custom = client.CustomObjectsApi(self.api_client)
-        self.kubeconfig = kubeconfig
-
-    def pods(self, namespace):
-        resp = self.core.list_namespaced_pod(namespace, _preload_content=False)
-        data = json.loads(resp.data)
-        return [p for p in data["items"] if not p["metadata"].get("deletionTimestamp")], data["metadata"]["resourceVersion"]
+        super().__init__(kubeconfig, user_agent=BENCH_AGENT, quiet_tls=True)
 
     def sidecarset(self):
         return self.custom.get_cluster_custom_object("apps.kruise.io", "v1beta1", "sidecarsets", NAME)
@@ -135,7 +120,7 @@ def service_account_kubeconfig(kube, path):
     token = kube.core.create_namespaced_service_account_token(name, namespace, {"spec": {"expirationSeconds": 86400}}).status.token
     with open(path, "w", encoding="utf-8") as handle:
         json.dump({"apiVersion": "v1", "kind": "Config", "current-context": "race",
-                   "clusters": [{"name": "race", "cluster": {"server": kube.cfg.host, "insecure-skip-tls-verify": True}}],
+                   "clusters": [{"name": "race", "cluster": {"server": kube.host, "insecure-skip-tls-verify": True}}],
                    "users": [{"name": "race-ours", "user": {"token": token}}],
                    "contexts": [{"name": "race", "context": {"cluster": "race", "user": "race-ours"}}]}, handle)
     return "system:serviceaccount:%s:%s" % (namespace, name)
@@ -171,7 +156,7 @@ class Monitor(threading.Thread):
         self.done_at = None
         self.stop = False
         self.error = None
-        pods, self.rv = kube.pods(namespace)
+        pods, self.rv = kube.list_pods(namespace, live=True)
         for pod in pods:
             self._see(pod)
 
@@ -197,7 +182,7 @@ class Monitor(threading.Thread):
                     event = json.loads(line)
                     obj = event.get("object") or {}
                     if event.get("type") == "ERROR":
-                        pods, self.rv = self.kube.pods(self.namespace)
+                        pods, self.rv = self.kube.list_pods(self.namespace, live=True)
                         for pod in pods:
                             self._see(pod)
                         break
@@ -361,17 +346,10 @@ def race_ours(kube, namespace, old, new, mode, audit, kubeconfig, tmp):
 
 
 def wait_namespace_gone(kube, namespace, timeout=600):
-    kube.core.delete_namespace(namespace)
-    deadline = time.monotonic() + timeout
-    from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel
-    while time.monotonic() < deadline:
-        try:
-            kube.core.read_namespace(namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return
-        time.sleep(1)
-    raise SystemExit("namespace %s not gone after %ss" % (namespace, timeout))
+    try:
+        kube.delete_namespace(namespace, wait=timeout)
+    except WaitTimeout as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def main():
@@ -398,7 +376,7 @@ def main():
     try:
         # Kruise: its webhook injects, its controller upgrades
         kns = "race-kruise"
-        kube.core.create_namespace({"metadata": {"name": kns}})
+        kube.create_namespace(kns)
         kube.custom.create_cluster_custom_object("apps.kruise.io", "v1alpha1", "sidecarsets", sidecarset(kns, V1))
         time.sleep(2)
         create_apps(kube, kns, inject_ours=False)
@@ -412,7 +390,7 @@ def main():
         kruise_sh("remove", timeout=300)
         # ours: our engine injects, our rollout upgrades
         ons = "race-ours"
-        kube.core.create_namespace({"metadata": {"name": ons}})
+        kube.create_namespace(ons)
         create_apps(kube, ons, inject_ours=True)
         wait_injected_ready(kube, ons)
         for mode, old, new in modes:

@@ -47,8 +47,10 @@ from modrun import ANSIBLE_PLAYBOOK, ansible_env  # noqa: E402  pylint: disable=
 from workloads import create_injected_deployment, mosn_raw, write_yaml  # noqa: E402  pylint: disable=wrong-import-position
 
 sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
-from bench_upgrade import Kube as BenchKube  # noqa: E402  pylint: disable=wrong-import-position
 from benchenv import stamp  # noqa: E402  pylint: disable=wrong-import-position
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from kubeclient import KubeClient, pod_ready as ready  # noqa: E402  pylint: disable=wrong-import-position
 
 PODS = int(os.environ.get("BENCH_ROLLOUT_PODS", "1000"))
 NAIVE_PODS = int(os.environ.get("BENCH_NAIVE_PODS", "100"))
@@ -119,21 +121,6 @@ class CallbackModule(CallbackBase):
         with open(os.environ["BENCH_TIMER_OUT"], "w") as handle:
             json.dump({"seconds": time.monotonic() - self.started, "tasks": self.tasks}, handle)
 '''
-
-
-class Kube(BenchKube):
-    """The benchmark's cluster handle (bench_upgrade's), plus a cheap raw pod list."""
-
-    def pods(self, namespace):
-        """Live pods as plain dicts (raw JSON: much cheaper than the client's models for 1,000 pods)."""
-        resp = self.core.list_namespaced_pod(namespace, _preload_content=False)
-        return [p for p in json.loads(resp.data)["items"] if not p["metadata"].get("deletionTimestamp")]
-
-
-def ready(pod):
-    status = pod.get("status") or {}
-    statuses = status.get("containerStatuses") or []
-    return status.get("phase") == "Running" and len(statuses) == len(pod["spec"]["containers"]) and all(s.get("ready") for s in statuses)
 
 
 def wait_all_ready(kube, counts, timeout):
@@ -306,7 +293,7 @@ def main():
         subprocess.run([os.path.join(ROOT, "tools", "cluster", "up.sh")], check=True, stdout=subprocess.DEVNULL)
         kubeconfig = os.path.join(ROOT, ".cluster", "kubeconfig")
     kubeconfig = os.path.abspath(kubeconfig)
-    kube = Kube(kubeconfig)
+    kube = KubeClient(kubeconfig, quiet_tls=True)
     suffix = int(time.time())
     ours_ns, naive_ns = "bench-rollout-%d" % suffix, "bench-naive-%d" % suffix
     tmp = tempfile.mkdtemp(prefix="bench-rollout-")
@@ -316,7 +303,7 @@ def main():
     created = []
     try:
         for namespace in (ours_ns, naive_ns):
-            kube.core.create_namespace({"metadata": {"name": namespace}})
+            kube.create_namespace(namespace)
             created.append(namespace)
         start = time.monotonic()
         share, extra = divmod(PODS, DEPLOYMENTS)

@@ -24,23 +24,11 @@ from workloads import create_injected_deployment, mosn_raw, wait_ready, write_ya
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchenv import stamp  # noqa: E402  pylint: disable=wrong-import-position
 
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from kubeclient import KubeClient  # noqa: E402  pylint: disable=wrong-import-position
+
 PODS = int(os.environ.get("BENCH_UPGRADE_PODS", "200"))
 ZERO = {"nodesim.meshops.io/%s" % k: "0" for k in ("pull-delay", "start-delay", "post-start-duration", "termination-delay")}
-
-
-class Kube:
-    """Just what the workload helpers need."""
-
-    def __init__(self, kubeconfig):
-        from kubernetes import client, config  # pylint: disable=import-outside-toplevel
-        import urllib3  # pylint: disable=import-outside-toplevel
-        urllib3.disable_warnings()
-        cfg = client.Configuration()
-        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-        self.api_client = client.ApiClient(cfg)
-        self.core = client.CoreV1Api(self.api_client)
-        self.apps = client.AppsV1Api(self.api_client)
-        self.env = {"KUBECONFIG": kubeconfig, "K8S_AUTH_KUBECONFIG": kubeconfig}
 
 
 def main():
@@ -48,9 +36,8 @@ def main():
     if not kubeconfig:
         subprocess.run([os.path.join(ROOT, "tools", "cluster", "up.sh")], check=True, stdout=subprocess.DEVNULL)
         kubeconfig = os.path.join(ROOT, ".cluster", "kubeconfig")
-    kube = Kube(kubeconfig)
-    namespace = "bench-upgrade-%d" % int(time.time())
-    kube.core.create_namespace({"metadata": {"name": namespace}})
+    kube = KubeClient(kubeconfig, quiet_tls=True)
+    namespace = kube.create_namespace("bench-upgrade-%d" % int(time.time()))
     try:
         create_injected_deployment(kube, mosn_raw(), "bench", namespace, PODS, annotations=ZERO)
         wait_ready(kube, namespace, PODS, timeout=600)

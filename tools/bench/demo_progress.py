@@ -18,7 +18,7 @@ import conftest  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-p
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
-from bench_rollout import V1, SLOW_A, ZERO, Kube, wait_all_ready  # noqa: E402  pylint: disable=wrong-import-position
+from bench_rollout import V1, SLOW_A, ZERO, KubeClient, wait_all_ready  # noqa: E402  pylint: disable=wrong-import-position
 from modrun import ANSIBLE_PLAYBOOK, ansible_env  # noqa: E402  pylint: disable=wrong-import-position
 from workloads import create_injected_deployment, mosn_raw, write_yaml  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -29,9 +29,8 @@ def main():
     kubeconfig = os.path.abspath(os.environ.get("KUBECONFIG") or os.path.join(ROOT, ".cluster", "kubeconfig"))
     out = os.path.abspath(os.environ.get("OUT", os.path.join(ROOT, "out", "demo-progress")))
     os.makedirs(out, exist_ok=True)
-    kube = Kube(kubeconfig)
-    namespace = "demo-progress-%d" % int(time.time())
-    kube.core.create_namespace({"metadata": {"name": namespace}})
+    kube = KubeClient(kubeconfig, quiet_tls=True)
+    namespace = kube.create_namespace("demo-progress-%d" % int(time.time()))
     try:
         for index in range(2):
             create_injected_deployment(kube, mosn_raw(V1), "app-%d" % index, namespace, PODS // 2 + (index < PODS % 2), annotations=ZERO)

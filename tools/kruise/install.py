@@ -105,16 +105,12 @@ def webhook_configurations(config):
     return out
 
 
-def _clients(kubeconfig):
-    from kubernetes import client, config  # pylint: disable=import-outside-toplevel
+def _client(kubeconfig):
+    """The repository's one raw client (tools/kubeclient.py); imported here: ``render`` needs no kubernetes client."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from kubeclient import KubeClient  # pylint: disable=import-outside-toplevel
 
-    import urllib3  # pylint: disable=import-outside-toplevel
-
-    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # up.sh's kubeconfig: 127.0.0.1, self-signed
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-    api = client.ApiClient(cfg)
-    return client, api
+    return KubeClient(kubeconfig, quiet_tls=True)  # kruise.sh's kubeconfig: 127.0.0.1, self-signed
 
 
 def _create_or_replace(create, replace, read, name, body):
@@ -132,22 +128,15 @@ def _create_or_replace(create, replace, read, name, body):
 
 
 def apply(config, kubeconfig):
-    client, api = _clients(kubeconfig)
-    from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel
-
-    core = client.CoreV1Api(api)
-    try:
-        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-    ext = client.ApiextensionsV1Api(api)
+    kube = _client(kubeconfig)
+    kube.create_namespace(NAMESPACE, exist_ok=True)
+    ext = kube.apiextensions
     for crd in crds(config):
         name = crd["metadata"]["name"]
         how = _create_or_replace(ext.create_custom_resource_definition, ext.replace_custom_resource_definition,
                                  ext.read_custom_resource_definition, name, crd)
         print("kruise: CRD %s %s" % (name, how))
-    adm = client.AdmissionregistrationV1Api(api)
+    adm = kube.admissionregistration
     calls = {
         "MutatingWebhookConfiguration": (adm.create_mutating_webhook_configuration, adm.replace_mutating_webhook_configuration,
                                          adm.read_mutating_webhook_configuration),
@@ -178,10 +167,9 @@ WEBHOOK_CONFIGURATIONS = ("kruise-mutating-webhook-configuration", "kruise-valid
 
 def remove(kubeconfig):
     """Delete both webhook configurations; print what was deleted; return how many were there."""
-    client, api = _clients(kubeconfig)
+    adm = _client(kubeconfig).admissionregistration
     from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel
 
-    adm = client.AdmissionregistrationV1Api(api)
     found = 0
     for delete, name in ((adm.delete_mutating_webhook_configuration, WEBHOOK_CONFIGURATIONS[0]),
                          (adm.delete_validating_webhook_configuration, WEBHOOK_CONFIGURATIONS[1])):
@@ -204,12 +192,10 @@ def _readyz(url):
 
 
 def wait(kubeconfig, health, timeout):
-    client, api = _clients(kubeconfig)
+    kube = _client(kubeconfig)
     from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel
 
-    adm = client.AdmissionregistrationV1Api(api)
-    ext = client.ApiextensionsV1Api(api)
-    core = client.CoreV1Api(api)
+    adm, ext, core = kube.admissionregistration, kube.apiextensions, kube.core
     deadline = time.monotonic() + timeout
     steps = []
 

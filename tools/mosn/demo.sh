@@ -21,17 +21,8 @@ rc=0
 REAL_NODES=1 MESHOPS_CLUSTER_DIR="$STATE" "$ROOT/tools/cluster/up.sh" || rc=$?
 [ "$rc" -eq 0 ] || { say "FAILED: tools/cluster/up.sh exit $rc"; exit 1; }
 export KUBECONFIG="$STATE/kubeconfig"
-NODE="$("$PY" - "$KUBECONFIG" <<'PYEOF'
-import sys
-import urllib3
-from kubernetes import client, config
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-config.load_kube_config(sys.argv[1])
-nodes = client.CoreV1Api().list_node(label_selector="meshops.io/node-kind=real").items
-ready = [n.metadata.name for n in nodes if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])]
-print(ready[0] if ready else "")
-PYEOF
-)"
+NODE="$("$PY" "$ROOT/tools/kubeclient.py" --kubeconfig "$KUBECONFIG" ready-nodes meshops.io/node-kind=real)"
+NODE="${NODE%%$'\n'*}"   # the first one
 if [ -z "$NODE" ]; then
   say "no real node is Ready in $STATE (a kubelet cannot run on this machine: see the realnode lines above)."
   say "The MOSN demo needs a real kubelet: the simulator's process mode runs only the reference sidecar. Run 'make demo'."

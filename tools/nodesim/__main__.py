@@ -12,7 +12,8 @@ if __package__ in (None, ""):  # `python tools/nodesim/__main__.py`
     __package__ = "nodesim"  # pylint: disable=redefined-builtin
 
 from nodesim.config import Config  # noqa: E402
-from nodesim.kube import Kube, load_client  # noqa: E402
+from kubeclient import KubeClient  # noqa: E402
+from nodesim.kube import POOL_SIZE, Kube  # noqa: E402
 from nodesim.simulator import Simulator  # noqa: E402
 
 
@@ -34,12 +35,9 @@ def main(argv=None):
     parser.add_argument("--log-level", default=os.environ.get("NODESIM_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
 
-    import urllib3  # pylint: disable=import-outside-toplevel
-
-    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # loopback, self-signed
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = Config.load(args.config, zero_delay=args.zero_delay)
-    kube = Kube(load_client(args.kubeconfig, args.context))
+    kube = Kube(KubeClient(args.kubeconfig, args.context, pool_size=POOL_SIZE, quiet_tls=True))  # loopback, self-signed
     sim = Simulator(
         kube, cfg, node_count=args.nodes, zones=args.zones.split(",") if args.zones else None,
         node_prefix=args.node_prefix, events=args.events, writers=args.writers, process_dir=args.process_dir,

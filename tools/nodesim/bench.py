@@ -13,10 +13,7 @@ import os
 import sys
 import time
 
-import urllib3
-from kubernetes import client
-
-from .kube import SMP, load_client
+from kubeclient import SMP, KubeClient
 
 
 def main(argv=None):
@@ -28,22 +25,13 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--keep", action="store_true", help="keep the namespace")
     args = parser.parse_args(argv)
-    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    api = load_client(args.kubeconfig)
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    ns = "bench-%d" % int(time.time())
-    core.create_namespace({"metadata": {"name": ns}})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            core.read_namespaced_service_account("default", ns)  # no token Secret since Kubernetes 1.24
-            break
-        except client.ApiException:
-            pass
-        time.sleep(0.2)
+    kube = KubeClient(args.kubeconfig, pool_size=16, quiet_tls=True)
+    core, apps = kube.core, kube.apps
+    ns = kube.create_namespace("bench-%d" % int(time.time()))
+    kube.wait_default_service_account(ns, timeout=60)
 
     def pods():
-        return json.loads(core.list_namespaced_pod(ns, _preload_content=False).data)["items"]
+        return kube.list_pods(ns)[0]
 
     def wait(label, predicate, start):
         while True:

@@ -1,4 +1,4 @@
-"""Thin raw-JSON helpers around the ``kubernetes`` client used by the simulator.
+"""Thin raw-JSON helpers around the repository's one raw client (tools/kubeclient.py) used by the simulator.
 
 The generated API methods are used with ``_preload_content=False`` so that pods stay plain dicts
 (deserializing 1,000 pods into models on every watch event would dominate the CPU time), and with
@@ -8,42 +8,33 @@ an explicit ``_content_type``: the client's default content type for PATCH is JS
 import json
 import logging
 
-from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-LOG = logging.getLogger("nodesim")
+from kubeclient import SMP, read_json as _read
 
-SMP = "application/strategic-merge-patch+json"
+LOG = logging.getLogger("nodesim")
 
 
 class Gone(Exception):
     """The watch's resourceVersion is too old (410): list again."""
 
 
-def load_client(kubeconfig=None, context=None, pool_size=16):
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
-    cfg.connection_pool_maxsize = pool_size
-    return client.ApiClient(cfg)
-
-
-def _read(resp):
-    try:
-        return json.loads(resp.data)
-    finally:
-        resp.release_conn()
+#: the simulator's connection pool: its writer threads (default 8) and the watch share it
+POOL_SIZE = 16
 
 
 class Kube:
-    def __init__(self, api_client):
-        self.api_client = api_client
-        self.core = client.CoreV1Api(api_client)
+    """The simulator's API calls on a ``kubeclient.KubeClient`` (``KubeClient(kubeconfig, context,
+    pool_size=POOL_SIZE)``)."""
+
+    def __init__(self, kube):
+        self.kube = kube
+        self.core = kube.core
 
     # pods
     def list_pods(self):
-        data = _read(self.core.list_pod_for_all_namespaces(_preload_content=False))
-        return data.get("items") or [], data["metadata"]["resourceVersion"]
+        return self.kube.list_pods()
 
     def watch_pods(self, resource_version, timeout_seconds=300):
         """Yield (type, object) for pod events since resource_version; raises Gone on 410."""
@@ -93,7 +84,7 @@ class Kube:
     def server_version(self):
         """The API server's gitVersion (a simulated kubelet reports the control plane's version)."""
         try:
-            return client.VersionApi(self.api_client).get_code().git_version
+            return self.kube.version_info.git_version
         except Exception:  # pylint: disable=broad-except  # best effort: only the node's reported version
             return "v0.0.0"
 
