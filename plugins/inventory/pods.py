@@ -111,7 +111,7 @@ except ImportError:  # pragma: no cover - kubernetes.core is a dependency of the
 from ansible_collections.meshops.sidecarset.plugins.module_utils.connection import AUTH_KEYS, connection_options
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import MeshopsError, SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import is_pod_active
+from ansible_collections.meshops.sidecarset.plugins.module_utils.podlist import list_sidecarset_pods
 from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import (
     PHASE_DONE,
     PHASE_FAILED,
@@ -121,7 +121,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment impo
     PHASE_RESETTING,
     PHASE_UPGRADING,
 )
-from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import select_namespaces, selector_to_string
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets, sidecarset_name
 from ansible_collections.meshops.sidecarset.plugins.module_utils.status import pod_report
 from ansible_collections.meshops.sidecarset.plugins.module_utils.status import workload_of as owner_of  # noqa: F401 (tests import it)
@@ -143,29 +142,13 @@ def safe_group(text):
     return re.sub(r"[^A-Za-z0-9_]", "_", str(text))
 
 
-def selected_namespaces(namespaces, sidecarset):
-    """Names of the namespaces the SidecarSet selects, from the namespace objects."""
-    return select_namespaces(namespaces, (sidecarset.get("spec") or {}).get("namespaceSelector"))
-
-
 def cluster_name(cluster, index, count):
     return str(cluster.get("name") or ("default" if count == 1 else "cluster-%d" % index))
 
 
 def fetch_cluster(client, sidecarset, namespaces=None):
     """Read one cluster: the pods the SidecarSet selects and the zones of their nodes. Returns host records."""
-    spec = sidecarset.get("spec") or {}
-    all_namespaces = client.request("GET", "/api/v1/namespaces", verb="list").get("items") or []
-    names = selected_namespaces(all_namespaces, sidecarset)
-    if namespaces:
-        names = [n for n in names if n in namespaces]
-    selector = selector_to_string(spec.get("selector"))
-    pods = []
-    if len(names) == len(all_namespaces) and not namespaces:
-        pods = client.list_pods(None, selector)[0]
-    else:
-        for name in names:
-            pods.extend(client.list_pods(name, selector)[0])
+    pods = list_sidecarset_pods(client, sidecarset, within=namespaces)
     zones = {}
     try:
         for node in client.request("GET", "/api/v1/nodes", verb="list").get("items") or []:
@@ -179,8 +162,6 @@ def fetch_cluster(client, sidecarset, namespaces=None):
         zones = {}  # no permission to read nodes (403): zones are omitted
     records = []
     for pod in pods:
-        if not is_pod_active(pod):
-            continue
         report = pod_report(pod, sidecarset)
         meta = pod.get("metadata") or {}
         record = {

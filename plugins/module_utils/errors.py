@@ -100,10 +100,6 @@ class SidecarSetError(MeshopsError):
                 lines.append("%s: %s" % (head, message))
         return "\n".join(lines)
 
-    def messages(self):
-        """Return the errors as ``["path: message", ...]``."""
-        return [("%s: %s" % (p, m)) if p else m for p, m in self.errors]
-
 
 class ManifestError(MeshopsError):
     """A problem with one document of a manifest file."""

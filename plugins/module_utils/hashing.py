@@ -133,11 +133,6 @@ CONTAINER_FIELDS = tuple(f[0] for f in STRUCTS["Container"])
 SIDECAR_EXTRA_FIELDS = tuple(f[0] for f in STRUCTS["SidecarExtras"])
 
 
-def struct_fields(type_name):
-    """Return ``{json_name: (kind, sub_type)}`` of a known struct type."""
-    return {name: (kind, sub) for name, kind, sub in STRUCTS[type_name]}
-
-
 def safe_encode_string(text):
     """k8s.io/apimachinery ``rand.SafeEncodeString``: map each character through the 27-letter alphabet."""
     return "".join(SAFE_ALPHABET[ord(c) % 27] for c in text)

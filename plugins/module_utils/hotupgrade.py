@@ -30,8 +30,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import copy
-
 from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import (
     INPLACE_UPDATE_STATE,
     POD_HASH,
@@ -52,7 +50,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment impo
     ACTION_RESET,
     ACTION_ROLLBACK,
     ACTION_UPGRADE,
-    ACTION_WAIT,
     ACTIONS,
     STEP_HOT_UPGRADE,
     STEP_ROLLBACK,
@@ -130,28 +127,6 @@ class Plan(object):
 
     def __repr__(self):
         return "Plan(%r)" % (self.to_dict(),)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Applying a plan
-# ---------------------------------------------------------------------------------------------------------
-
-def apply_plan(pod, plan):
-    """Return a deep copy of ``pod`` with the plan's images and annotations applied (for a PUT)."""
-    new_pod = copy.deepcopy(pod)
-    for container in (new_pod.get("spec") or {}).get("containers") or []:
-        if container.get("name") in plan.containers:
-            container["image"] = plan.containers[container["name"]]
-    if plan.annotations:
-        metadata = new_pod.setdefault("metadata", {})
-        annotations = metadata.get("annotations") or {}
-        for key, value in plan.annotations.items():
-            if value is None:
-                annotations.pop(key, None)
-            else:
-                annotations[key] = value
-        metadata["annotations"] = annotations
-    return new_pod
 
 
 def plan_patch_body(pod, plan):
@@ -382,23 +357,6 @@ def plan_next(pod, sidecarset, version, now, assessment=None):
     return _read(assessment)
 
 
-def plan_hot_upgrade(pod, sidecarset, version, now):
-    """The upgrade write alone (no reset, no waiting on the phase): hot sidecars per ``findContainerToHotUpgrade``,
-    cold ones image only, always the pod hash. ``version`` must be an int greater than every version on the pod
-    (``InvalidVersion`` otherwise). ``refuse`` when not upgradable, ``wait`` when a write is in flight, ``none``
-    when the pod is already updated, ``rollback`` in the decided edge case (module docstring)."""
-    check_version(pod, version)
-    assessment = assess(pod, sidecarset)
-    if assessment.refusal:
-        return _read(assessment, ACTION_REFUSE, assessment.refusal)
-    if assessment.updated:
-        return _read(assessment, ACTION_NONE, "pod is already updated to the SidecarSet hash")
-    action, reason = assessment.upgrade_action()
-    if action == ACTION_WAIT:
-        return _read(assessment, action, reason)
-    return _refused(assessment, _write_upgrade, action, version, now)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Rollback of a failed upgrade
 # ---------------------------------------------------------------------------------------------------------
@@ -454,7 +412,7 @@ def plan_rollback(pod, sidecarset, previous_annotations=None, now=None):
 
     Refuses when a new twin is already ready and consistent, or runs the new image and has finished postStart
     without being ready (migration done: ``O`` no longer listens, so roll back with a forward
-    ``plan_hot_upgrade`` to the old image instead). ``none`` when nothing is in flight.
+    ``plan_next`` to the old image instead). ``none`` when nothing is in flight.
     """
     name = sidecarset_name(sidecarset)
     now = now or utcnow()

@@ -603,11 +603,6 @@ def _check_clashes(matched, containers, init_containers, owners, init_owners, re
                               sidecarset=problems[0][0])
 
 
-def validate_no_clash(pod, sidecarsets, namespace=None, namespace_labels=None):
-    """Raise ``SidecarSetError`` if injecting ``sidecarsets`` into ``pod`` would clash on container names."""
-    inject_pod(pod, sidecarsets, namespace=namespace, namespace_labels=namespace_labels, now="1970-01-01T00:00:00Z")
-
-
 def _new_entry(old, compiled, hash_value, timestamp, with_revision):
     keep = old is not None and old.get("hash") == hash_value and old.get("updateTimestamp")
     entry = {

@@ -33,14 +33,13 @@ def selected_namespaces(client, sidecarset):
     return select_namespaces(client.list_namespaces(), selector)
 
 
-def list_sidecarset_pods(client, sidecarset, namespace=None, label_selector=None):
-    """Return the active pods the SidecarSet selects (see module docstring)."""
+def list_sidecarset_pods(client, sidecarset, namespace=None, label_selector=None, within=None):
+    """Return the active pods the SidecarSet selects (see module docstring); ``within``: only these namespaces."""
     if label_selector is None:
         label_selector = selector_to_string((sidecarset.get("spec") or {}).get("selector"))
-    if namespace:
-        namespaces = [namespace]
-    else:
-        namespaces = selected_namespaces(client, sidecarset)
+    namespaces = [namespace] if namespace else selected_namespaces(client, sidecarset)
+    if within:
+        namespaces = [name for name in (within if namespaces is None else namespaces) if name in within]
     pods = []
     if namespaces is None:
         pods = client.list_pods(None, label_selector)[0]

@@ -620,45 +620,26 @@ def _validate_ports(container, path, errors):
 
 
 def _validate_mounts(container, path, volume_names, errors):
-    paths = {}
-    for index, mount in enumerate(_items(container.get("volumeMounts"))):
-        if not isinstance(mount, dict):
-            continue
-        mpath = "%s.volumeMounts[%d]" % (path, index)
-        name = mount.get("name")
-        if not name:
-            errors.append(("%s.name" % mpath, "required"))
-        elif isinstance(name, str) and name not in volume_names:  # a non-string is reported by check_struct
-            errors.append(("%s.name" % mpath, "volume %r not found in spec.volumes" % name))
-        mount_path = mount.get("mountPath")
-        if not mount_path:
-            errors.append(("%s.mountPath" % mpath, "required"))
-        elif not isinstance(mount_path, str):
-            pass  # reported by check_struct
-        elif mount_path in paths:
-            errors.append(("%s.mountPath" % mpath, "%r must be unique (also used by %s)" % (mount_path, paths[mount_path])))
-        else:
-            paths[mount_path] = mpath
-        if mount.get("subPath") and mount.get("subPathExpr"):
-            errors.append(("%s.subPathExpr" % mpath, "subPathExpr and subPath are mutually exclusive"))
-    for index, device in enumerate(_items(container.get("volumeDevices"))):
-        if not isinstance(device, dict):
-            continue
-        dpath = "%s.volumeDevices[%d]" % (path, index)
-        name = device.get("name")
-        if not name:
-            errors.append(("%s.name" % dpath, "required"))
-        elif isinstance(name, str) and name not in volume_names:
-            errors.append(("%s.name" % dpath, "volume %r not found in spec.volumes" % name))
-        device_path = device.get("devicePath")
-        if not device_path:
-            errors.append(("%s.devicePath" % dpath, "required"))
-        elif not isinstance(device_path, str):
-            pass  # reported by check_struct
-        elif device_path in paths:
-            errors.append(("%s.devicePath" % dpath, "%r collides with %s" % (device_path, paths[device_path])))
-        else:
-            paths[device_path] = dpath
+    paths = {}  # mountPath and devicePath share one namespace in the container
+    for field, path_key, clash in (("volumeMounts", "mountPath", "%r must be unique (also used by %s)"),
+                                   ("volumeDevices", "devicePath", "%r collides with %s")):
+        for index, use in enumerate(_items(container.get(field))):
+            if not isinstance(use, dict):
+                continue
+            upath = "%s.%s[%d]" % (path, field, index)
+            name, target = use.get("name"), use.get(path_key)
+            if not name:
+                errors.append(("%s.name" % upath, "required"))
+            elif isinstance(name, str) and name not in volume_names:  # a non-string is reported by check_struct
+                errors.append(("%s.name" % upath, "volume %r not found in spec.volumes" % name))
+            if not target:
+                errors.append(("%s.%s" % (upath, path_key), "required"))
+            elif isinstance(target, str) and target in paths:  # a non-string is reported by check_struct
+                errors.append(("%s.%s" % (upath, path_key), clash % (target, paths[target])))
+            elif isinstance(target, str):
+                paths[target] = upath
+            if use.get("subPath") and use.get("subPathExpr"):
+                errors.append(("%s.subPathExpr" % upath, "subPathExpr and subPath are mutually exclusive"))
 
 
 def _validate_transfer_env(container, path, errors):
@@ -1067,25 +1048,6 @@ def _normalize(obj, source, document):
 def normalize_sidecarset(obj, source=None):
     """Convert to v1beta1, apply defaults, validate and hash; return a new dict (see module docstring)."""
     return _normalize(obj, source, None)
-
-
-def to_v1alpha1(sidecarset):
-    """Return a v1alpha1 copy of a (normalised) v1beta1 SidecarSet (``apis/apps/v1alpha1/sidecarset_conversion.go``).
-
-    ``spec.customVersion`` becomes the label ``apps.kruise.io/sidecarset-custom-version``; ``namespaceSelector`` is
-    kept (v1alpha1 has it too). Hashes are unchanged (they only cover the containers).
-    """
-    result = clone(sidecarset)
-    result["apiVersion"] = V1ALPHA1
-    spec = result.get("spec") or {}
-    custom = spec.pop("customVersion", None)
-    if custom:
-        metadata = result.setdefault("metadata", {})
-        labels = metadata.get("labels")
-        if not isinstance(labels, dict):
-            labels = metadata["labels"] = {}
-        labels[CUSTOM_VERSION_LABEL] = custom
-    return result
 
 
 # ---------------------------------------------------------------- accessors

@@ -11,7 +11,6 @@ from ansible_collections.meshops.sidecarset.plugins.inventory.pods import (
     fetch_cluster,
     owner_of,
     safe_group,
-    selected_namespaces,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
 from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory as pf
@@ -33,12 +32,22 @@ def test_owner_keeps_other_kinds_and_bare_pods():
     assert owner_of({"metadata": {}}) == {}
 
 
-def test_namespace_selector_matched_locally_with_the_name_label():
-    namespaces = [{"metadata": {"name": "shop", "labels": {"env": "prod"}}}, {"metadata": {"name": "dev"}}]
-    v1alpha1 = {"spec": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dev"}}}}
-    assert selected_namespaces(namespaces, v1alpha1) == ["dev"]
-    assert selected_namespaces(namespaces, {"spec": {"namespaceSelector": {"matchLabels": {"env": "prod"}}}}) == ["shop"]
-    assert selected_namespaces(namespaces, {"spec": {}}) == ["dev", "shop"]
+def test_namespace_selector_and_the_namespaces_option():
+    """One LIST of every namespace's pods without a namespaceSelector; with one (or the namespaces option), one per
+    selected namespace; the namespaces option only narrows what the SidecarSet selects."""
+    client = FakeClient(namespaces=[{"metadata": {"name": "shop", "labels": {"env": "prod"}}}, {"metadata": {"name": "dev"}}])
+
+    def selecting(labels):
+        result = pf.sidecarset()
+        result["spec"]["namespaceSelector"] = {"matchLabels": labels}
+        return result
+
+    by_name, prod = selecting({"kubernetes.io/metadata.name": "dev"}), selecting({"env": "prod"})
+    for sidecarset, within, listed in ((pf.sidecarset(), None, [None]), (by_name, None, ["dev"]), (prod, None, ["shop"]),
+                                       (pf.sidecarset(), ["dev"], ["dev"]), (prod, ["dev"], [])):
+        client.listed = []
+        fetch_cluster(client, sidecarset, within)
+        assert client.listed == listed, (sidecarset["spec"], within)
 
 
 def test_group_and_cluster_names():
@@ -64,13 +73,16 @@ def test_verify_file_wants_pods_suffix(tmp_path):
 class FakeClient(object):
     """Namespaces, pods and nodes from memory; ``nodes_error`` is raised when the nodes are read."""
 
-    def __init__(self, nodes_error=None, pods_error=None):
+    def __init__(self, nodes_error=None, pods_error=None, namespaces=None):
         self.nodes_error = nodes_error
         self.pods_error = pods_error
+        self.namespaces = namespaces or [{"metadata": {"name": "default"}}]
+        self.listed = []
+
+    def list_namespaces(self):
+        return self.namespaces
 
     def request(self, method, path, verb=None, **kwargs):
-        if path == "/api/v1/namespaces":
-            return {"items": [{"metadata": {"name": "default"}}]}
         if path == "/api/v1/nodes":
             if self.nodes_error:
                 raise self.nodes_error
@@ -78,6 +90,7 @@ class FakeClient(object):
         raise AssertionError(path)
 
     def list_pods(self, namespace, selector):
+        self.listed.append(namespace)
         if self.pods_error:
             raise self.pods_error
         return [pf.pod()], "1"

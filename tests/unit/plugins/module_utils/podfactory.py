@@ -206,3 +206,21 @@ def twin_row(obj, sidecar="mesh"):
         annotations["version.sidecarset.kruise.io/" + first], annotations["versionalt.sidecarset.kruise.io/" + first],
         annotations["version.sidecarset.kruise.io/" + second], annotations["versionalt.sidecarset.kruise.io/" + second],
     )
+
+
+def apply_plan(pod, plan):
+    """Return a deep copy of ``pod`` with the plan's images and annotations applied (for a PUT)."""
+    new_pod = copy.deepcopy(pod)
+    for container in (new_pod.get("spec") or {}).get("containers") or []:
+        if container.get("name") in plan.containers:
+            container["image"] = plan.containers[container["name"]]
+    if plan.annotations:
+        metadata = new_pod.setdefault("metadata", {})
+        annotations = metadata.get("annotations") or {}
+        for key, value in plan.annotations.items():
+            if value is None:
+                annotations.pop(key, None)
+            else:
+                annotations[key] = value
+        metadata["annotations"] = annotations
+    return new_pod

@@ -30,7 +30,7 @@ PLUGINS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugi
 def upgraded(sset=SS2, now=None):
     """A pod on SS1 after the upgrade write to ``sset`` (kubelet has not acted yet)."""
     pod = pf.pod()
-    return hu.apply_plan(pod, hu.plan_next(pod, sset, R1, now or "2024-05-06T07:08:09Z"))
+    return pf.apply_plan(pod, hu.plan_next(pod, sset, R1, now or "2024-05-06T07:08:09Z"))
 
 
 def test_facts_of_a_fresh_pod():
@@ -67,7 +67,7 @@ def test_a_failed_cold_sidecar_after_its_write_fails_too(now):
     base = pf.sidecarset(containers=[pf.cold("log", "reg.example/log:1")])
     target = pf.with_images(base, "hash-2", log="reg.example/log:2")
     pod = pf.pod(sets=[base])
-    pod = pf.fail_pull(pf.kubelet(hu.apply_plan(pod, hu.plan_next(pod, target, None, now))), "log", "CrashLoopBackOff")
+    pod = pf.fail_pull(pf.kubelet(pf.apply_plan(pod, hu.plan_next(pod, target, None, now))), "log", "CrashLoopBackOff")
     facts = am.assess(pod, target)
     assert (facts.phase, facts.action) == (am.PHASE_FAILED, am.ACTION_FAIL)
     assert facts.reason == facts.action_reason == "container log is CrashLoopBackOff"
@@ -95,7 +95,7 @@ def test_phase_and_action_through_the_migration(kubelet, phase, action):
 
 def test_resetting_then_done(now):
     pod = pf.kubelet(upgraded())
-    pod = hu.apply_plan(pod, hu.plan_next(pod, SS2, R1, now))
+    pod = pf.apply_plan(pod, hu.plan_next(pod, SS2, R1, now))
     facts = am.assess(pod, SS2)
     assert (facts.phase, facts.action) == (am.PHASE_RESETTING, am.ACTION_WAIT)
     facts = am.assess(pf.kubelet(pod), SS2)
@@ -117,7 +117,7 @@ def test_rolled_back_once_kubelet_runs_the_old_twins_again(now):
     pod = pf.fail_pull_kubelet(upgraded(sset), "mesh-2")
     plan = hu.plan_rollback(pod, sset, None, now)
     replaced = podstate.replaced_instances(pod, plan.containers)
-    pod = hu.apply_plan(pod, plan)
+    pod = pf.apply_plan(pod, plan)
     facts = am.assess(pod, sset, rolled_back=replaced)
     assert facts.action == am.ACTION_WAIT and facts.action_reason.startswith("mesh-2: waiting for kubelet to run")
     pod = pf.set_status(pod, "mesh-2", state={"running": {"startedAt": "2024-05-06T07:09:00Z"}}, containerID="containerd://new")

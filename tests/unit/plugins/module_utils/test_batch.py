@@ -109,7 +109,7 @@ def test_pick_batch_respects_max_unavailable_and_not_ready_pods_are_free():
 
 def test_pick_batch_counts_in_flight_pods(now):
     busy = pf.pod("busy")
-    busy = hu.apply_plan(busy, hu.plan_next(busy, SS2, 10, now))
+    busy = pf.apply_plan(busy, hu.plan_next(busy, SS2, 10, now))
     pods = [busy, pf.pod("p1"), pf.pod("p2")]
     result = batch.pick_batch(pods, SS2)
     assert names(result["in_flight"]) == ["busy"]

@@ -40,7 +40,7 @@ def step(pod, sset, version, now, expected_action):
     """plan_next + apply; asserts the action and the invariant that one twin always stays on a real image."""
     plan = hu.plan_next(pod, sset, version, now)
     assert plan.action == expected_action, plan
-    new_pod = hu.apply_plan(pod, plan)
+    new_pod = pf.apply_plan(pod, plan)
     assert real_slots(new_pod) >= 1
     return plan, new_pod
 
@@ -96,9 +96,9 @@ def test_trace_table_over_two_upgrades(now):
     assert podstate.is_pod_updated(pod, SS3)
 
 
-def test_plan_hot_upgrade_rule2_only_bumps_hash(now):
+def test_upgrade_write_rule2_only_bumps_hash(now):
     same_image = pf.with_images(SS1, "hash-1b")
-    plan = hu.plan_hot_upgrade(pf.pod(), same_image, R1, now)
+    plan = hu.plan_next(pf.pod(), same_image, R1, now)
     assert plan.action == "upgrade"
     assert plan.containers == {}
     assert set(plan.annotations) == {"kruise.io/sidecarset-hash"}
@@ -108,15 +108,15 @@ def test_plan_hot_upgrade_rule2_only_bumps_hash(now):
 def test_version_must_grow(now):
     pod = pf.pod()
     with pytest.raises(ValueError):
-        hu.plan_hot_upgrade(pod, SS2, 1, now)
+        hu.plan_next(pod, SS2, 1, now)
     with pytest.raises(ValueError):
-        hu.plan_hot_upgrade(pod, SS2, "7", now)
+        hu.plan_next(pod, SS2, "7", now)
     assert versions.next_version([pod]) == 2
     assert versions.next_version([pod], floor=R1) == R1 + 1
-    upgraded = hu.apply_plan(pod, hu.plan_hot_upgrade(pod, SS2, R1, now))
+    upgraded = pf.apply_plan(pod, hu.plan_next(pod, SS2, R1, now))
     assert versions.next_version([upgraded]) == R1 + 1
     with pytest.raises(ValueError):
-        hu.plan_next(pf.kubelet(hu.apply_plan(pf.kubelet(upgraded), hu.plan_next(pf.kubelet(upgraded), SS2, None, now))), SS3, R1, now)
+        hu.plan_next(pf.kubelet(pf.apply_plan(pf.kubelet(upgraded), hu.plan_next(pf.kubelet(upgraded), SS2, None, now))), SS3, R1, now)
 
 
 def test_plan_next_without_version_uses_next_version(now):
@@ -174,18 +174,18 @@ def test_rollback_to_image_old_twin_still_runs(now):
 def test_plan_rollback_derived_and_previous(now):
     broken_set = pf.with_images(SS1, "hash-b", mesh=BROKEN)
     before = pf.pod()
-    pod = hu.apply_plan(before, hu.plan_hot_upgrade(before, broken_set, R1, now))
+    pod = pf.apply_plan(before, hu.plan_next(before, broken_set, R1, now))
     pod = pf.fail_pull(pf.kubelet(pod, not_ready=("mesh-2",)), "mesh-2")
     derived = hu.plan_rollback(pod, broken_set, None, now)
     assert derived.action == "rollback"
     assert derived.containers == {"mesh-2": EMPTY}
-    rolled = hu.apply_plan(pod, derived)
+    rolled = pf.apply_plan(pod, derived)
     assert pf.twin_row(rolled) == (V1, EMPTY, "mesh-1", "1", "0", "0", "1")
     assert derived.annotations["kruise.io/sidecarset-hash"] == "{}"
     assert not podstate.is_pod_updated(rolled, broken_set)
     restored = hu.plan_rollback(pod, broken_set, before["metadata"]["annotations"], now)
     assert restored.annotations["kruise.io/sidecarset-hash"] == before["metadata"]["annotations"]["kruise.io/sidecarset-hash"]
-    assert pf.twin_row(hu.apply_plan(pod, restored)) == (V1, EMPTY, "mesh-1", "1", "0", "0", "1")
+    assert pf.twin_row(pf.apply_plan(pod, restored)) == (V1, EMPTY, "mesh-1", "1", "0", "0", "1")
 
 
 PULL_FAIL = "reg.example/mesh:pull-fail"
@@ -221,7 +221,7 @@ def test_rollback_of_a_failed_pull_completes_when_the_empty_twin_runs_again(now)
     dummy, pod = step(pf.pod(), pull_fail_set, R1, now, "upgrade")
     pod = pf.fail_pull_kubelet(pod, "mesh-2")
     plan = hu.plan_rollback(pod, pull_fail_set, None, now)
-    pod = hu.apply_plan(pod, plan)
+    pod = pf.apply_plan(pod, plan)
     state = json.loads(plan.annotations["kruise.io/sidecarset-inplace-update-state"])["mesh-set"]
     assert state["lastContainerStatuses"]["mesh-2"] == {}
     # kubelet has not restarted it yet: still the old instance, waiting on the failed pull
@@ -241,7 +241,7 @@ def test_rollback_pending_waits_for_the_serving_twin(now):
     broken_set = pf.with_images(SS1, "hash-b", mesh=BROKEN)
     dummy, pod = step(pf.pod(), broken_set, R1, now, "upgrade")
     pod = pf.fail_pull(pf.kubelet(pod, not_ready=("mesh-2",), started=False), "mesh-2", "CrashLoopBackOff")
-    pod = hu.apply_plan(pod, hu.plan_rollback(pod, broken_set, None, now))
+    pod = pf.apply_plan(pod, hu.plan_rollback(pod, broken_set, None, now))
     assert podstate.rollback_pending(pod, broken_set).startswith("mesh-2: waiting for kubelet to run")
     pod = pf.kubelet(pod)
     pod = pf.set_status(pod, "mesh-1", ready=False)
@@ -257,7 +257,7 @@ def test_rollback_pending_waits_for_a_new_instance_of_the_replaced_twin(now):
     plan = hu.plan_rollback(pod, broken_set, None, now)
     replaced = podstate.replaced_instances(pod, plan.containers)
     assert replaced == {"mesh-2": "containerd://stuck"}
-    pod = hu.apply_plan(pod, plan)
+    pod = pf.apply_plan(pod, plan)
     same_instance = pf.set_status(pod, "mesh-2", image=EMPTY, state={"running": {"startedAt": TS}})
     assert podstate.rollback_pending(same_instance, broken_set) == ""
     assert podstate.rollback_pending(same_instance, broken_set, replaced).startswith("mesh-2: waiting for kubelet to run")
@@ -272,7 +272,7 @@ def test_rollback_pending_until_kubelet_reports_on_the_rolled_back_spec(now):
     observedGeneration."""
     broken_set = pf.with_images(SS1, "hash-b", mesh=BROKEN)
     dummy, pod = step(pf.pod(), broken_set, R1, now, "upgrade")
-    pod = hu.apply_plan(pod, hu.plan_rollback(pod, broken_set, None, now))   # status still the original instances
+    pod = pf.apply_plan(pod, hu.plan_rollback(pod, broken_set, None, now))   # status still the original instances
     assert podstate.rollback_pending(pod, broken_set) == ""                 # no generation tracking: nothing to tell
     pod["metadata"]["generation"], pod["status"]["observedGeneration"] = 3, 1
     assert podstate.rollback_pending(pod, broken_set) == (
@@ -283,7 +283,7 @@ def test_rollback_pending_until_kubelet_reports_on_the_rolled_back_spec(now):
 
 def test_plan_rollback_refuses_a_started_twin_that_is_not_ready(now):
     """postStart returned: the new twin has taken the listeners over; emptying it could leave nothing serving."""
-    pod = hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, R1, now))
+    pod = pf.apply_plan(pf.pod(), hu.plan_next(pf.pod(), SS2, R1, now))
     pod = pf.kubelet(pod, not_ready=("mesh-2",))
     plan = hu.plan_rollback(pod, SS2, None, now)
     assert plan.action == "refuse"
@@ -293,7 +293,7 @@ def test_plan_rollback_refuses_a_started_twin_that_is_not_ready(now):
 
 
 def test_plan_rollback_refuses_after_migration(now):
-    pod = hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, R1, now))
+    pod = pf.apply_plan(pf.pod(), hu.plan_next(pf.pod(), SS2, R1, now))
     pod = pf.kubelet(pod)
     plan = hu.plan_rollback(pod, SS2, None, now)
     assert plan.action == "refuse"
@@ -302,7 +302,7 @@ def test_plan_rollback_refuses_after_migration(now):
 
 
 def test_reset_waits_until_new_container_ready(now):
-    pod = hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, R1, now))
+    pod = pf.apply_plan(pf.pod(), hu.plan_next(pf.pod(), SS2, R1, now))
     assert assess(pod, SS2).reset_blocker == "kubelet has not yet applied the new images of mesh-2"
     pod = pf.kubelet(pod, not_ready=("mesh-2",))
     assert assess(pod, SS2).reset_blocker == "new container mesh-2 is not ready"
@@ -311,7 +311,7 @@ def test_reset_waits_until_new_container_ready(now):
 
 
 def test_new_version_mid_upgrade_waits_while_ready_but_inconsistent(now):
-    pod = hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, R1, now))
+    pod = pf.apply_plan(pf.pod(), hu.plan_next(pf.pod(), SS2, R1, now))
     plan = hu.plan_next(pod, SS3, R2, now)
     assert plan.action == "wait"
     assert "mesh-2 is ready but kubelet has not applied" in plan.reason
@@ -331,7 +331,7 @@ def test_refusals(now):
     assert plan.action == "refuse" and "mesh-2 is missing" in plan.reason
     other = pf.pod(sets=[pf.sidecarset(name="other")])
     assert hu.plan_next(other, SS2, R1, now).action == "refuse"
-    assert hu.plan_hot_upgrade(other, SS2, R1, now).action == "refuse"
+    assert hu.plan_next(other, SS2, R1, now).action == "refuse"
 
 
 def test_paused_and_not_update(now):
@@ -356,11 +356,11 @@ def test_mixed_hot_and_cold_in_one_write(now):
     assert body["spec"]["containers"] == [
         {"name": "mesh-2", "image": V2}, {"name": "log", "image": "reg.example/log:2"}, {"name": "dns-2", "image": "reg.example/dns:2"}]
     assert body["metadata"]["annotations"] == plan.annotations
-    pod = pf.kubelet(hu.apply_plan(pod, plan))
+    pod = pf.kubelet(pf.apply_plan(pod, plan))
     plan = hu.plan_next(pod, target, R1, now)
     assert plan.action == "reset"
     assert plan.containers == {"mesh-1": EMPTY, "dns-1": EMPTY}
-    pod = pf.kubelet(hu.apply_plan(pod, plan))
+    pod = pf.kubelet(pf.apply_plan(pod, plan))
     assert hu.plan_next(pod, target, R1, now).action == "none"
 
 
@@ -373,7 +373,7 @@ def test_cold_upgrade(now):
     assert plan.containers == {"log": "reg.example/log:2"}
     assert sorted(plan.annotations) == [
         "kruise.io/sidecarset-hash", "kruise.io/sidecarset-inplace-update-state", podstate.RESTART_BASELINE]
-    pod = hu.apply_plan(pod, plan)
+    pod = pf.apply_plan(pod, plan)
     assert pod_sidecar_phase(pod, target)[0] == "upgrading"
     assert hu.plan_next(pod, target, None, now).action == "wait"
     pod = pf.kubelet(pod)
@@ -393,7 +393,7 @@ def test_apply_plan_does_not_mutate(now):
     pod = pf.pod()
     snapshot = json.dumps(pod, sort_keys=True)
     plan = hu.plan_next(pod, SS2, R1, now)
-    hu.apply_plan(pod, plan)
+    pf.apply_plan(pod, plan)
     hu.plan_patch_body(pod, plan)
     assert json.dumps(pod, sort_keys=True) == snapshot
     assert hu.plan_patch_body(pod, hu.Plan("wait", reason="x")) == {}
@@ -435,7 +435,7 @@ def test_random_walk_invariants(seed, now):
                 working = podstate.working_and_empty(pod, "mesh")[0]
                 assert podstate.is_pod_state_consistent(pod, sset, [working])
                 assert podstate.is_container_ready(pod, working)
-            pod = hu.apply_plan(pod, plan)
+            pod = pf.apply_plan(pod, plan)
         assert real_slots(pod) >= 1
         working = podstate.working_and_empty(pod, "mesh")[0]
         assert podstate.container_image(pod, working) != EMPTY

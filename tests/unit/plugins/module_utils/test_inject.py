@@ -20,7 +20,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import S
 from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import (
     format_timestamp,
     inject_pod,
-    validate_no_clash,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import load_sidecarsets, normalize_sidecarset
 
@@ -446,8 +445,6 @@ def test_app_container_named_like_a_twin_is_a_clash():
     with pytest.raises(SidecarSetError) as info:
         inject_pod(pod, [sidecarset("mosn")], now=NOW)
     assert "SidecarSet 'mosn'" in str(info.value) and "'mosn-1' was not injected by a SidecarSet" in str(info.value)
-    with pytest.raises(SidecarSetError):
-        validate_no_clash(pod, [sidecarset("mosn")])
 
 
 def test_two_sidecarsets_injecting_the_same_name_is_a_clash():

@@ -308,9 +308,9 @@ def test_patch_pod_metadata_is_reapplied_in_the_upgrade_write():
     """updatePodSidecarAndHash runs PatchPodMetadata on the pod it updates: Retain adds only a missing key,
     Overwrite sets, MergePatchJson merge-patches (Go's re-marshalled JSON: sorted, HTML-escaped). The keys go in the
     same single patch as the images and the pod hash, guarded by the pod's resourceVersion."""
-    from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_hot_upgrade, plan_patch_body
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_next, plan_patch_body
     the_pod, target = _upgrade_case()
-    plan = plan_hot_upgrade(the_pod, target, 2000, NOW)
+    plan = plan_next(the_pod, target, 2000, NOW)
     assert plan.action == "upgrade", plan
     body = plan_patch_body(the_pod, plan)
     annotations = body["metadata"]["annotations"]
@@ -329,9 +329,9 @@ def test_patch_pod_metadata_is_reapplied_in_the_upgrade_write():
 def test_patch_pod_metadata_write_keeps_a_concurrent_writers_annotations():
     """The write is a strategic merge patch of the annotation map carrying only our keys: annotations another
     writer set (before our read, or after it and then retried on 409) are left as they are."""
-    from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_hot_upgrade, plan_patch_body
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_next, plan_patch_body
     the_pod, target = _upgrade_case()
-    body = plan_patch_body(the_pod, plan_hot_upgrade(the_pod, target, 2000, NOW))
+    body = plan_patch_body(the_pod, plan_next(the_pod, target, 2000, NOW))
     # another writer changes the pod after our read: the API server's merge of our annotations into theirs
     stored = dict(the_pod["metadata"]["annotations"])
     stored.update({"example.com/late-writer": "theirs too", "example.com/other-writer": "theirs, changed"})
@@ -343,10 +343,10 @@ def test_patch_pod_metadata_write_keeps_a_concurrent_writers_annotations():
 
 
 def test_patch_pod_metadata_not_json_refuses_the_pod():
-    from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_hot_upgrade
+    from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_next
     the_pod, target = _upgrade_case()
     the_pod["metadata"]["annotations"]["example.com/merged"] = "not json"
-    plan = plan_hot_upgrade(the_pod, target, 2000, NOW)
+    plan = plan_next(the_pod, target, 2000, NOW)
     assert plan.action == "refuse" and "patchPodMetadata" in plan.reason and "example.com/merged" in plan.reason
     assert not plan.writes
 

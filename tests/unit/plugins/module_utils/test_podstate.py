@@ -171,6 +171,6 @@ def test_failed_working_twin_after_reset_and_cold_in_flight_when_not_updated(now
     second = pf.with_images(base, "hash-2", log="l:2")
     third = pf.with_images(base, "hash-3", log="l:3")
     pod = pf.pod(sets=[base])
-    pod = hu.apply_plan(pod, hu.plan_next(pod, second, None, now))
+    pod = pf.apply_plan(pod, hu.plan_next(pod, second, None, now))
     assert pod_sidecar_phase(pod, third)[0] == "upgrading"
     assert pod_sidecar_phase(pf.kubelet(pod), third)[0] == "idle"

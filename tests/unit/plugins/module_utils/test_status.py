@@ -18,10 +18,10 @@ SS2 = pf.with_images(SS1, "hash-2", mesh="reg.example/mesh:v2")
 
 def test_compute_status_counts(now):
     done = pf.pod("done")
-    done = pf.kubelet(hu.apply_plan(done, hu.plan_next(done, SS2, 10, now)))
-    done = pf.kubelet(hu.apply_plan(done, hu.plan_next(done, SS2, 10, now)))
+    done = pf.kubelet(pf.apply_plan(done, hu.plan_next(done, SS2, 10, now)))
+    done = pf.kubelet(pf.apply_plan(done, hu.plan_next(done, SS2, 10, now)))
     upgrading = pf.pod("upgrading")
-    upgrading = pf.kubelet(hu.apply_plan(upgrading, hu.plan_next(upgrading, SS2, 10, now)))
+    upgrading = pf.kubelet(pf.apply_plan(upgrading, hu.plan_next(upgrading, SS2, 10, now)))
     old = pf.pod("old")
     foreign = pf.pod("foreign", sets=[pf.sidecarset(name="other")])
     gone = pf.pod("gone", phase="Failed")
@@ -31,7 +31,7 @@ def test_compute_status_counts(now):
 
 def test_pod_report(now):
     pod = pf.pod("p1")
-    pod = hu.apply_plan(pod, hu.plan_next(pod, SS2, 10, now))
+    pod = pf.apply_plan(pod, hu.plan_next(pod, SS2, 10, now))
     report = pod_report(pod, SS2)
     assert report == {
         "name": "p1", "namespace": "default", "node": "node-1",

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils import upgrade
-from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import apply_plan, plan_next
+from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_next
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.window import over_fail_limit, progress, progress_line, window_capacity
 from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory as pf
@@ -239,7 +239,7 @@ def test_pods_already_unavailable_outside_the_run_take_window_places():
     # "other" is updated to v2 but its new twin is not ready: unavailable, as Kruise counts it
     other = cluster.watch.snapshot("other")
     plan = plan_next(other, SS2, 5, upgrade.utcnow())
-    other = pf.kubelet(apply_plan(other, plan), not_ready=("mesh-2",))
+    other = pf.kubelet(pf.apply_plan(other, plan), not_ready=("mesh-2",))
     cluster.stop.set()
     cluster.thread.join()
     cluster.watch.update(other)
@@ -321,7 +321,7 @@ def test_a_pod_of_the_queue_in_flight_in_another_run_takes_a_place():
     names = ["pod-00", "pod-01", "pod-02"]
     cluster = FakeCluster(names)
     busy = cluster.watch.snapshot("pod-01")
-    busy = pf.kubelet(apply_plan(busy, plan_next(busy, SS2, 5, upgrade.utcnow())), not_ready=("mesh-2",))
+    busy = pf.kubelet(pf.apply_plan(busy, plan_next(busy, SS2, 5, upgrade.utcnow())), not_ready=("mesh-2",))
     cluster.stop.set()
     cluster.thread.join()
     cluster.watch.update(busy)

@@ -32,10 +32,10 @@ def test_predictions_match_planner_writes(now):
     pod = pf.pod()
     for target, version in ((SS2, 10), (SS3, 20)):
         predicted = version_pair(pod, "mesh", phase="after_upgrade", new_version=version)
-        pod = pf.kubelet(hu.apply_plan(pod, hu.plan_next(pod, target, version, now)))
+        pod = pf.kubelet(pf.apply_plan(pod, hu.plan_next(pod, target, version, now)))
         assert version_pair(pod, "mesh") == predicted
         predicted = version_pair(pod, "mesh", phase="after_reset")
-        pod = pf.kubelet(hu.apply_plan(pod, hu.plan_next(pod, target, version, now)))
+        pod = pf.kubelet(pf.apply_plan(pod, hu.plan_next(pod, target, version, now)))
         assert version_pair(pod, "mesh") == predicted
     assert version_pair(pod, "mesh") == {
         "working": "mesh-1", "standby": "mesh-2", "mesh-1": env("20", "0"), "mesh-2": env("0", "20")}
