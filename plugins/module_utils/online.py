@@ -118,8 +118,8 @@ def inject_workloads(client, sidecarsets, namespaces, kinds=WORKLOAD_KINDS, name
                 obj["kind"] = kind
                 obj["apiVersion"] = kind_info(kind).api_version
                 try:
-                    status, reason, before, after, kept = inject_one(client, sidecarsets, obj, ns_labels,
-                                                               only_on_delete=only_on_delete)
+                    status, reason, before, after, kept = inject_one(
+                        client, sidecarsets, obj, ns_labels, only_on_delete=only_on_delete)
                 except ManifestError as exc:  # name the workload (offline names the file)
                     if exc.source is None:
                         exc.source = "%s/%s/%s" % (namespace, kind, name)
