@@ -8,6 +8,11 @@ each namespace, renders the injection with the pure engine (``manifests.inject_m
 namespace's real labels for ``namespaceSelector``), and writes each changed workload with a PUT carrying
 its resourceVersion (a 409 re-reads and re-renders). Running pods are never touched: the workload's
 controller rolls them. In dry-run mode (check mode) the API server validates the PUT without storing it.
+
+With ``only_on_delete`` only the workloads whose controller recreates no pod on a template change are written
+(StatefulSets and DaemonSets with ``updateStrategy: OnDelete``, ``kinds.pods_kept_on_template_change``); every other
+workload that needs a write is reported ``skipped`` with the reason. The strategy is read from the object the PUT
+replaces (re-read after a 409), so the write carries the strategy it was decided on.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,7 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import WORKLOAD_KINDS, kind_info
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import WORKLOAD_KINDS, kind_info, pods_kept_on_template_change
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest, pod_template_path
 
@@ -41,18 +46,29 @@ def _template(obj):
     return node or {}
 
 
-def inject_one(client, sidecarsets, obj, namespace_labels, retries=5):
-    """Render and write one workload; return ``(status, reason, before_template, after_template)``."""
+ONLY_ON_DELETE_NOTE = "only_on_delete writes only StatefulSets and DaemonSets with updateStrategy OnDelete"
+
+
+def inject_one(client, sidecarsets, obj, namespace_labels, retries=5, only_on_delete=False):
+    """Render and write one workload; return ``(status, reason, before_template, after_template, pods_kept)``,
+    ``pods_kept`` from ``kinds.pods_kept_on_template_change`` of the object last read.
+
+    With ``only_on_delete``, a workload whose controller would recreate its pods is not written: ``skipped``."""
     kind = obj["kind"]
     namespace = obj["metadata"]["namespace"]
     name = obj["metadata"]["name"]
     for attempt in range(retries + 1):
         new_obj, status, reason = inject_manifest(obj, sidecarsets, namespace_labels={namespace: namespace_labels})
+        kept, why = pods_kept_on_template_change(obj)
         if status != "injected":
-            return status, reason, _template(obj), _template(obj)
+            return status, reason, _template(obj), _template(obj), kept
+        if only_on_delete and not kept:
+            return "skipped", "%s; %s" % (why, ONLY_ON_DELETE_NOTE), _template(obj), _template(obj), kept
+        if only_on_delete:
+            reason = "%s (%s)" % (reason, why)
         try:
             client.replace_workload(kind, namespace, name, new_obj)
-            return status, reason, _template(obj), _template(new_obj)
+            return status, reason, _template(obj), _template(new_obj), kept
         except KubeError as exc:
             if exc.status != 409 or attempt == retries:
                 raise
@@ -71,10 +87,12 @@ def managing_workload(obj):
     return None
 
 
-def inject_workloads(client, sidecarsets, namespaces, kinds=WORKLOAD_KINDS, names=None):
+def inject_workloads(client, sidecarsets, namespaces, kinds=WORKLOAD_KINDS, names=None, only_on_delete=False):
     """Inject into every matching workload; return one result dict per workload looked at.
 
-    ``namespaces`` is a list of namespace names; ``names`` (optional) a list of ``(kind, name)`` to limit to.
+    ``namespaces`` is a list of namespace names; ``names`` (optional) a list of ``(kind, name)`` to limit to;
+    ``only_on_delete`` writes only the workloads whose pods a template change does not recreate (see above).
+    Each rendered workload's result has ``pods_kept`` (a template change recreates none of its pods).
     """
     results = []
     wanted = set(names or [])
@@ -100,13 +118,14 @@ def inject_workloads(client, sidecarsets, namespaces, kinds=WORKLOAD_KINDS, name
                 obj["kind"] = kind
                 obj["apiVersion"] = kind_info(kind).api_version
                 try:
-                    status, reason, before, after = inject_one(client, sidecarsets, obj, ns_labels)
+                    status, reason, before, after, kept = inject_one(
+                        client, sidecarsets, obj, ns_labels, only_on_delete=only_on_delete)
                 except ManifestError as exc:  # name the workload (offline names the file)
                     if exc.source is None:
                         exc.source = "%s/%s/%s" % (namespace, kind, name)
                     raise
                 results.append({"kind": kind, "name": name, "namespace": namespace, "status": status, "reason": reason,
-                                "before": before, "after": after})
+                                "before": before, "after": after, "pods_kept": kept})
     if wanted:
         found = {(r["kind"], r["name"]) for r in results}
         for kind, name in sorted(wanted - found):

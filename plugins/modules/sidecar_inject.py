@@ -29,8 +29,12 @@ description:
     workloads (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) chosen by the SidecarSets'
     selectors, optionally limited to O(namespace) and to named O(workloads). A workload is written only when
     its template does not already carry the current injection; the write carries its resourceVersion. The
-    workload's controller then recreates its pods (the module warns); running pods are never modified, as
-    Kubernetes forbids adding containers to them.
+    workload's controller then recreates its pods (the module warns), except a StatefulSet or DaemonSet with
+    C(updateStrategy.type=OnDelete), which uses the new template only for the pods it creates next; running pods
+    are never modified, as Kubernetes forbids adding containers to them.
+  - With O(only_on_delete), online mode writes only those OnDelete workloads and reports every other workload that
+    needs a write C(skipped), with its kind and update strategy. This is the template refresh after a hot upgrade
+    (docs/rollout.md, "Template drift and convergence").
   - Injecting twice gives the same result; injecting a changed SidecarSet updates what it injected
     earlier and nothing else.
 extends_documentation_fragment:
@@ -117,6 +121,21 @@ options:
       - Revisions are never deleted (Kruise trims its history to C(revisionHistoryLimit)).
     type: bool
     default: false
+  only_on_delete:
+    description:
+      - Online mode, write only the workloads whose controller recreates no pod when their pod template changes,
+        the StatefulSets and DaemonSets with C(spec.updateStrategy.type=OnDelete). Their running pods keep running
+        (hot-upgrade them with M(meshops.sidecarset.sidecar_upgrade)); the pods they create next (a deleted pod,
+        a scale-up, a new node) start with the current sidecars.
+      - "Every other workload whose template needs a write is not written and is reported C(skipped) with the
+        reason, for example C(Deployment: strategy RollingUpdate: a template change recreates its pods). A missing
+        update strategy is C(RollingUpdate), as the API server defaults it. Workloads already current stay
+        C(unchanged)."
+      - The strategy is the one of the object the write replaces (its resourceVersion), so a workload switched to
+        C(RollingUpdate) meanwhile is re-read and skipped.
+      - Set by C(playbooks/converge.yml) with C(converge_refresh_on_delete=true), for the drifted workloads only.
+    type: bool
+    default: false
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -196,6 +215,14 @@ EXAMPLES = r"""
     namespace: default
     workloads: [Deployment/test-app]
 
+- name: >-
+    After a hot upgrade, refresh the templates of the OnDelete StatefulSets and DaemonSets of shop (no pod is
+    recreated); Deployments and RollingUpdate workloads are reported skipped
+  meshops.sidecarset.sidecar_inject:
+    sidecarsets: [sidecarsets/mesh-v2.yaml]
+    namespace: shop
+    only_on_delete: true
+
 - name: Keep our revisions of the mesh SidecarSet in the namespace mesh-history while injecting online
   meshops.sidecarset.sidecar_inject:
     sidecarsets: [sidecarsets/mesh.yaml]
@@ -240,10 +267,18 @@ results:
       description: The document's namespace (C(default) when unset).
       type: str
     status:
-      description: C(injected), C(unchanged) (already carries the current injection), C(skipped), or C(missing) (a named workload that does not exist).
+      description:
+        - C(injected), C(unchanged) (already carries the current injection), C(skipped), or C(missing) (a named
+          workload that does not exist).
+        - With O(only_on_delete), also C(skipped) for a workload whose template needs a write that would recreate
+          its pods.
       type: str
     reason:
-      description: Why a document was skipped or what was injected.
+      description:
+        - Why a document was skipped or what was injected.
+        - "With O(only_on_delete), names the kind and the update strategy, for example
+          C(StatefulSet: updateStrategy RollingUpdate: a template change recreates its pods; only_on_delete writes
+          only StatefulSets and DaemonSets with updateStrategy OnDelete)."
       type: str
   sample:
     - source: examples/manifests/test-app.yaml
@@ -332,6 +367,7 @@ def argument_spec():
         revisions=dict(type="list", elements="raw", default=[]),
         revision_namespace=dict(type="str"),
         record_revision=dict(type="bool", default=False),
+        only_on_delete=dict(type="bool", default=False),
     )
 
 
@@ -421,16 +457,18 @@ def run_online(module, sidecarsets, client=None):
         else:
             namespaces = sorted({name for names in selected for name in names})
     try:
-        results = inject_workloads(client, sidecarsets, namespaces, kinds=params["kinds"], names=refs)
+        results = inject_workloads(client, sidecarsets, namespaces, kinds=params["kinds"], names=refs,
+                                   only_on_delete=params["only_on_delete"])
     finally:
         report_warnings(module, client)
     injected = [r for r in results if r["status"] == "injected"]
-    if injected:
+    recreated = [r for r in injected if not r.get("pods_kept")]
+    if recreated:
         module.warn("Injection changes the pod template of %d workload(s) (%s); their controllers recreate their pods."
-                    % (len(injected), ", ".join("%s/%s/%s" % (r["namespace"], r["kind"], r["name"]) for r in injected[:10])))
+                    % (len(recreated), ", ".join("%s/%s/%s" % (r["namespace"], r["kind"], r["name"]) for r in recreated[:10])))
     result = dict(
         changed=bool(injected),
-        results=[{k: v for k, v in r.items() if k not in ("before", "after")} for r in results],
+        results=[{k: v for k, v in r.items() if k not in ("before", "after", "pods_kept")} for r in results],
         sidecarsets={sidecarset_name(ss): get_hash(ss) for ss in sidecarsets},
     )
     if module._diff:
@@ -460,6 +498,8 @@ def run(module):
         return result
     if params["revision_namespace"] or params["record_revision"]:
         raise ParameterError("revision_namespace and record_revision are online options (give revisions offline)")
+    if params["only_on_delete"]:
+        raise ParameterError("only_on_delete is an online option (it decides which live workloads are written)")
     sidecarsets, revisions = prepare_revisions(module, sidecarsets)
     if params["src"]:
         files = collect_sources(params["src"])
