@@ -27,11 +27,17 @@ with no overhead at all reaches in Kruise's order), and the ratios. ``rollout_wi
 Knobs: BENCH_ROLLOUT_PODS, BENCH_NAIVE_PODS (100; 0 skips), BENCH_ROLLOUT_DEPLOYMENTS (4), BENCH_DISTRIBUTION
 (``lognormal(3s, 0.9)``), BENCH_KEEP=1 (keep namespaces), BENCH_REPORTS=DIR (keep each run's report, timeline
 picture and ansible-playbook output there).
+
+Each rollout line also says where the CPU went (``cpu_s``: seconds per control-plane component, read from /proc for
+the process groups up.sh recorded, and for ``ansible-playbook`` with every process it waited for; ``cpu_total_s``,
+``cpu_ms_per_pod``): with ``cores`` cores, ``cpu_total_s / cores`` is the least wall time the run could take here.
 """
 
+import glob
 import heapq
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -136,18 +142,54 @@ def wait_all_ready(kube, counts, timeout):
         time.sleep(1)
 
 
+def component_cpu(state_dir):
+    """CPU seconds (user + system) used so far by each control-plane component whose pid file is in ``state_dir``
+    (up.sh starts each with setsid: its process group), from /proc; ``{}`` when the cluster is not ours."""
+    groups = {}
+    for path in glob.glob(os.path.join(state_dir, "*.pid")):
+        try:
+            with open(path) as handle:
+                groups[int(handle.read().strip())] = os.path.basename(path)[:-len(".pid")]
+        except (OSError, ValueError):
+            continue
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys(groups.values(), 0.0)
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pgid = int(fields[2])  # fields after the command: state ppid pgrp ... utime(11) stime(12)
+        if pgid in groups:
+            used[groups[pgid]] += (int(fields[11]) + int(fields[12])) / float(ticks)
+    return used
+
+
+def cpu_figures(before, after, playbook_cpu):
+    """Where the CPU of one rollout went: seconds per component and for the playbook (ansible and its modules)."""
+    cpu = {name: round(after.get(name, 0.0) - before.get(name, 0.0), 2) for name in sorted(after)}
+    cpu["ansible-playbook"] = round(playbook_cpu, 2)
+    return {"cpu_s": cpu, "cpu_total_s": round(sum(cpu.values()), 2),
+            "cpu_ms_per_pod": round(1000 * sum(cpu.values()) / PODS, 2), "cores": os.cpu_count()}
+
+
 def playbook(args, env, tmp, timeout):
-    """Run ansible-playbook with the per-task timer; return (wall seconds, completed process, timer data)."""
+    """Run ansible-playbook with the per-task timer; return (wall seconds, completed process, timer data, CPU seconds
+    of the playbook and every process it waited for)."""
     timer = os.path.join(tmp, "timer-%d.json" % time.monotonic_ns())
     env = ansible_env(dict(env, ANSIBLE_CALLBACK_PLUGINS=os.path.join(tmp, "callbacks"), ANSIBLE_CALLBACKS_ENABLED="bench_timer",
                            BENCH_TIMER_OUT=timer))
     start = time.monotonic()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([ANSIBLE_PLAYBOOK] + args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     wall = time.monotonic() - start
+    finished = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = finished.ru_utime + finished.ru_stime - children.ru_utime - children.ru_stime
     if proc.returncode != 0:
         raise SystemExit("ansible-playbook %s failed (rc %d):\n%s%s" % (" ".join(args), proc.returncode, proc.stdout[-4000:], proc.stderr[-2000:]))
     with open(timer) as handle:
-        return wall, proc, json.load(handle)
+        return wall, proc, json.load(handle), cpu
 
 
 def images(pod):
@@ -183,17 +225,19 @@ def schedule_figures(pods, window):
     }
 
 
-def bench_ours(kube, namespace, tmp, label, strategy, old, new, per_call=0):
+def bench_ours(kube, namespace, tmp, label, strategy, old, new, per_call=0, state_dir=None):
     """One rollout of every pod of ``namespace`` from ``old`` to ``new``."""
     sidecarset = write_yaml(os.path.join(tmp, "mosn-%s.yaml" % new.rsplit(":", 1)[1]), mosn_raw(new))
     report_path = os.path.join(tmp, "rollout-report-%s.json" % label)
     before = {p["metadata"]["uid"] for p in kube.pods(namespace)}
-    wall, proc, timer = playbook([
+    cpu_before = component_cpu(state_dir) if state_dir else {}
+    wall, proc, timer, playbook_cpu = playbook([
         os.path.join(ROOT, "playbooks", "rollout.yml"),
         "-e", "rollout_sidecarset=%s" % sidecarset, "-e", "rollout_namespace=%s" % namespace,
         "-e", "rollout_max_unavailable=%s" % MAX_UNAVAILABLE, "-e", "rollout_report_path=%s" % report_path,
         "-e", "rollout_timeout=900", "-e", "rollout_batches_per_call=%d" % per_call, "-e", "rollout_strategy=%s" % strategy,
     ], kube.env, tmp, timeout=1800)
+    cpu_after = component_cpu(state_dir) if state_dir else {}
     with open(report_path) as handle:
         report = json.load(handle)
     keep = os.environ.get("BENCH_REPORTS")
@@ -239,6 +283,7 @@ def bench_ours(kube, namespace, tmp, label, strategy, old, new, per_call=0):
         "tasks": [{"task": key, "seconds": round(t["seconds"], 3), "runs": t["starts"]} for key, t in top],
     }
     line.update(schedule_figures(pods, window))
+    line.update(cpu_figures(cpu_before, cpu_after, playbook_cpu))
     return line
 
 
@@ -273,7 +318,7 @@ def bench_naive(kube, namespace, tmp):
     play = os.path.join(tmp, "naive.yml")
     with open(play, "w") as handle:
         handle.write(NAIVE_PLAY % {"namespace": namespace, "image": V2})
-    wall, proc, dummy = playbook(["-i", inventory, play], kube.env, tmp, timeout=900)
+    wall, proc, dummy, dummy_cpu = playbook(["-i", inventory, play], kube.env, tmp, timeout=900)
     changed = sum(1 for line in proc.stdout.splitlines() if line.startswith("changed: ["))
     patched = sum(1 for p in kube.pods(namespace) if any(c["name"] == "mosn-1" and c["image"] == V2 for c in p["spec"]["containers"]))
     return {
@@ -293,6 +338,7 @@ def main():
         subprocess.run([os.path.join(ROOT, "tools", "cluster", "up.sh")], check=True, stdout=subprocess.DEVNULL)
         kubeconfig = os.path.join(ROOT, ".cluster", "kubeconfig")
     kubeconfig = os.path.abspath(kubeconfig)
+    state_dir = os.path.dirname(kubeconfig)  # the pid files of a control plane up.sh started (none for another cluster)
     kube = KubeClient(kubeconfig, quiet_tls=True)
     suffix = int(time.time())
     ours_ns, naive_ns = "bench-rollout-%d" % suffix, "bench-naive-%d" % suffix
@@ -314,16 +360,16 @@ def main():
         wait_all_ready(kube, {ours_ns: PODS, naive_ns: NAIVE_PODS} if NAIVE_PODS else {ours_ns: PODS}, timeout=900)
         print("# %d + %d pods ready in %.1f s" % (PODS, NAIVE_PODS, time.monotonic() - start), file=sys.stderr, flush=True)
 
-        zero_window = bench_ours(kube, ours_ns, tmp, "zero_window", "window", V1, V2)
+        zero_window = bench_ours(kube, ours_ns, tmp, "zero_window", "window", V1, V2, state_dir=state_dir)
         zero_window["target_ms_per_pod"] = TARGET_MS_PER_POD
         zero_window["target_ok"] = bool(zero_window["all_done"] and zero_window["same_pods"] and zero_window["ms_per_pod"] <= TARGET_MS_PER_POD)
         print(json.dumps(stamp(zero_window)), flush=True)
-        zero_batches = bench_ours(kube, ours_ns, tmp, "zero_batches", "batches", V2, V1)
+        zero_batches = bench_ours(kube, ours_ns, tmp, "zero_batches", "batches", V2, V1, state_dir=state_dir)
         print(json.dumps(stamp(zero_batches)), flush=True)
-        slow_window = bench_ours(kube, ours_ns, tmp, "lognormal_window", "window", V1, SLOW_A)
+        slow_window = bench_ours(kube, ours_ns, tmp, "lognormal_window", "window", V1, SLOW_A, state_dir=state_dir)
         slow_window["distribution"] = DISTRIBUTION
         print(json.dumps(stamp(slow_window)), flush=True)
-        slow_batches = bench_ours(kube, ours_ns, tmp, "lognormal_batches", "batches", SLOW_A, SLOW_B)
+        slow_batches = bench_ours(kube, ours_ns, tmp, "lognormal_batches", "batches", SLOW_A, SLOW_B, state_dir=state_dir)
         slow_batches["distribution"] = DISTRIBUTION
         print(json.dumps(stamp(slow_batches)), flush=True)
         print(json.dumps(stamp({
