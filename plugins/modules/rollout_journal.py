@@ -24,7 +24,7 @@ description:
   - O(step=finish) sums the journal up (C(rollout_result)), writes the JSON report to O(report_path) atomically
     and removes the journal.
   - O(step=wait) waits for M(meshops.sidecarset.sidecar_upgrade) invocations started in the background (C(async)
-    with C(poll=0), on the controller; the role does this for O(rollout_cluster_parallelism) clusters at a time),
+    with C(poll=0), on the controller; the P(meshops.sidecarset.rollout#role) role does this for C(rollout_cluster_parallelism) clusters at a time),
     prints each one's live progress line labelled with its cluster (C([progress NAME])) at least every
     O(progress_interval) seconds and at each batch and stop event, and returns their results. It fails, once all of
     them have ended, when any invocation failed (as the task of a failing invocation would).
@@ -89,7 +89,7 @@ options:
     description:
       - When the batch ended (seconds since the epoch); default now. O(step=batch) with one batch (several batches
         are timed by the module).
-      - For an invocation run in the background, the RV(results[].ended) of O(step=wait).
+      - For an invocation run in the background, the C(ended) of RV(results) of O(step=wait).
     type: float
   max_fail_percentage:
     description: Failed pods tolerated in the batch, in percent of the batch; above it the rollout stops as failed.
