@@ -5,6 +5,7 @@ each a namespace of its own (cluster entries with name + kubeconfig + namespace)
   third starts after they ended (a wave of two, then a wave of one); live progress lines labelled per cluster.
 * the stop rule: cluster 1's pods cannot pull the new image; with rollout_max_fail_percentage 0 the rollout stops,
   the cluster in flight beside it finishes its invocation, the cluster not started yet is never written.
+* inventory-driven (pod hosts of three clusters), two at a time, with a task-file gate: every pod host changed.
 """
 
 import json
@@ -12,8 +13,10 @@ import re
 import uuid
 
 import pytest
+import yaml
 
 from test_rollout import PLAYBOOKS, custom_stats, images, pods_of, run_playbook, sidecarset_doc, working_image, write_yaml
+from test_rollout_inventory import recap
 from workloads import create_injected_deployment, wait_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -151,3 +154,47 @@ def test_a_stop_on_one_cluster_starts_no_other(three_clusters, tmp_path, paralle
     if parallelism == 2:
         spans = _spans(data)
         assert spans["c0"][0] < spans["c1"][1] and spans["c1"][0] < spans["c0"][1], spans
+
+
+def test_inventory_driven_two_at_a_time_with_a_task_file_gate(three_clusters, tmp_path):
+    """Pod hosts of three clusters (k8s_cluster + k8s_connection, as AWX's copy of the pods inventory carries them),
+    two clusters at a time, lock-step batches with a task-file gate (the gated path: upgrade in the background, the
+    gate and the reset per cluster after the round): every pod host reports changed, the gate saw each cluster's
+    migrated pods once."""
+    kube, namespaces = three_clusters
+    for ns in namespaces:
+        _deploy(kube, ns)
+    hosts = {}
+    for i, ns in enumerate(namespaces):
+        for pod in wait_ready(kube, ns, PODS, timeout=120):
+            hosts["c%d-%s" % (i, pod["metadata"]["name"])] = {
+                "pod_name": pod["metadata"]["name"], "pod_namespace": ns, "k8s_cluster": "c%d" % i,
+                "k8s_connection": {"kubeconfig": kube.kubeconfig}}
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    seen = tmp_path / "seen.txt"
+    gate = write_yaml(tmp_path / "gate.yml", [{"name": "Record what the gate sees", "ansible.builtin.lineinfile": {
+        "path": str(seen), "create": True, "mode": "0644",
+        "line": "{{ rollout_batch_pods | map(attribute='namespace') | unique | join(',') }} "
+                "{{ rollout_batch_pods | map(attribute='phase') | unique | join(',') }} {{ rollout_batch_pods | length }}"},
+        "changed_when": False}])  # the user's task: its change would count on the orchestrating host
+    v2 = write_yaml(tmp_path / "v2.yaml", sidecarset_doc("mesh/proxy:v2", max_unavailable=PODS))
+    report = tmp_path / "report.json"
+    proc = run_playbook(kube, PLAYBOOKS / "rollout.yml", {
+        "rollout_sidecarset": v2, "rollout_report_path": str(report), "rollout_health_tasks": gate,
+        "rollout_cluster_parallelism": 2}, args=["-i", str(inventory)])
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+
+    counts = recap(proc)
+    assert {host: counts[host]["changed"] for host in hosts} == {host: 1 for host in hosts}, counts
+    assert all(counts[host]["failed"] == 0 for host in hosts)
+    data = json.loads(report.read_text())
+    assert [p["cluster"] for p in data["plans"]] == ["c0", "c1", "c2"]
+    assert sorted((p["cluster"], p["phase"], p["writes"] == ["upgrade", "reset"]) for p in data["pods"]) == sorted(
+        ("c%d" % i, "done", True) for i in range(3) for dummy in range(PODS))
+    assert sorted(seen.read_text().split("\n")[:-1]) == sorted("%s migrated %d" % (ns, PODS) for ns in namespaces)
+    for ns in namespaces:
+        assert [working_image(p) for p in pods_of(kube, ns)] == ["mesh/proxy:v2"] * PODS, ns
+    spans = _spans(data)
+    assert spans["c0"][0] < spans["c1"][1] and spans["c1"][0] < spans["c0"][1], spans
+    assert spans["c2"][0] >= max(spans["c0"][1], spans["c1"][1]), spans
