@@ -25,6 +25,7 @@ from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.meshops.sidecarset.plugins.action.sidecar_upgrade import wait_background
 from ansible_collections.meshops.sidecarset.plugins.module_utils.rollout_journal import (
     append_batch,
     batch_entry,
@@ -73,7 +74,8 @@ def _pod_key(pod):
 
 
 class ActionModule(ActionBase):
-    """start: a new journal; batch: record one batch, decide whether to stop; finish: summary and report."""
+    """start: a new journal; batch: record one batch, decide whether to stop; finish: summary and report;
+    wait: wait for background sidecar_upgrade invocations, printing their progress."""
 
     TRANSFERS_FILES = False
     _supports_check_mode = True
@@ -106,7 +108,7 @@ class ActionModule(ActionBase):
             parts = [([p for p in upgraded if p.get("batch") == item["index"]], call_batches[item["index"] - 1],
                       item.get("started", now), item.get("ended", now)) for item in ran]
         else:
-            parts = [(upgraded, call_batches[0], float(args.get("started") or now), now)]
+            parts = [(upgraded, call_batches[0], float(args.get("started") or now), float(args.get("ended") or now))]
         position = int(args.get("position") or done + 1)
         total = int(args.get("total") or position + len(call_batches) - 1)
         # a reset call (health gates) only follows a single batch
@@ -132,6 +134,24 @@ class ActionModule(ActionBase):
             result["msgs"].append("[%s] stopped: %s" % (cluster, module_stopped))
         result["msg"] = "\n".join(result["msgs"])
         return result
+
+    def _wait(self, args):
+        jobs = []
+        for item in args.get("jobs") or []:
+            job = item.get("job") if isinstance(item, dict) else None
+            if not isinstance(job, dict) or not job.get("results_file"):
+                raise AnsibleActionFail("rollout_journal step=wait: each of jobs needs job, the registered result of a "
+                                        "sidecar_upgrade task run with async and poll 0 (got %r)" % (item,))
+            jobs.append({"label": str(item.get("cluster") or "default"), "results_file": job["results_file"],
+                         "progress_file": job.get("progress_file") or "", "launched": job.get("launched") or 0,
+                         "limit": int(item.get("limit") or 0)})
+        results = wait_background(jobs, float(args.get("progress_interval") or 0))
+        for job, result in zip(jobs, results):
+            result["launched"] = job["launched"]
+        failed = ["%s: %s" % (job["label"], result.get("msg") or "failed") for job, result in zip(jobs, results) if result.get("failed")]
+        if failed:
+            raise AnsibleActionFail("sidecar_upgrade failed on %s" % "; ".join(failed), result={"results": results})
+        return {"results": results}
 
     def _finish(self, args, check_mode):
         self._require(args, "journal")
@@ -163,6 +183,8 @@ class ActionModule(ActionBase):
                 result.update(self._start(args))
             elif step == "batch":
                 result.update(self._batch(args))
+            elif step == "wait":
+                result.update(self._wait(args))
             else:
                 result.update(self._finish(args, self._task.check_mode))
         except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -52,5 +52,8 @@ class ActionModule(ActionBase):
         if isinstance(args.get("dest"), str) and args["dest"]:
             keep_slash = args["dest"].endswith("/")
             args["dest"] = os.path.abspath(os.path.expanduser(args["dest"])) + ("/" if keep_slash else "")
-        result.update(self._execute_module(module_name=self._task.resolved_action or self._task.action, module_args=args, task_vars=task_vars))
+        # async (only where the subclass sets _supports_async, ActionBase refuses it otherwise): as the normal action
+        wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+        result.update(self._execute_module(module_name=self._task.resolved_action or self._task.action, module_args=args,
+                                           task_vars=task_vars, wrap_async=wrap_async))
         return result

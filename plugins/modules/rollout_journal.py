@@ -23,6 +23,11 @@ description:
     O(max_fail_percentage), or a canary with O(canary_stop)).
   - O(step=finish) sums the journal up (C(rollout_result)), writes the JSON report to O(report_path) atomically
     and removes the journal.
+  - O(step=wait) waits for M(meshops.sidecarset.sidecar_upgrade) invocations started in the background (C(async)
+    with C(poll=0), on the controller; the P(meshops.sidecarset.rollout#role) role does this for C(rollout_cluster_parallelism) clusters at a time),
+    prints each one's live progress line labelled with its cluster (C([progress NAME])) at least every
+    O(progress_interval) seconds and at each batch and stop event, and returns their results. It fails, once all of
+    them have ended, when any invocation failed (as the task of a failing invocation would).
   - The records of every pod stay in the journal, not in Ansible variables, so a rollout of thousands of pods
     costs no templating of per-pod lists.
   - This is an action plugin; it runs on the controller and talks to no cluster.
@@ -31,7 +36,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [start, batch, finish]
+    choices: [start, batch, finish, wait]
   journal:
     description: The journal path returned by O(step=start). Required for O(step=batch) and O(step=finish).
     type: path
@@ -80,6 +85,12 @@ options:
   started:
     description: When the batch started (seconds since the epoch).
     type: float
+  ended:
+    description:
+      - When the batch ended (seconds since the epoch); default now. O(step=batch) with one batch (several batches
+        are timed by the module).
+      - For an invocation run in the background, the C(ended) of RV(results) of O(step=wait).
+    type: float
   max_fail_percentage:
     description: Failed pods tolerated in the batch, in percent of the batch; above it the rollout stops as failed.
     type: int
@@ -116,6 +127,18 @@ options:
     description: Keep the journal file after O(step=finish).
     type: bool
     default: false
+  jobs:
+    description:
+      - O(step=wait) - the background invocations, each a dict with C(cluster) (its name, for the progress lines),
+        C(job) (the registered result of the M(meshops.sidecarset.sidecar_upgrade) task run with C(async) and
+        C(poll=0), with C(results_file), C(progress_file) and C(launched)) and optionally C(limit) (the task's C(async)
+        seconds; a job with no result a minute after it is reported failed).
+    type: list
+    elements: dict
+  progress_interval:
+    description: O(step=wait) - seconds between progress lines of each invocation; V(0) - none.
+    type: float
+    default: 10
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -209,6 +232,13 @@ timeline_path:
   description: The timeline picture written next to the report, or an empty string.
   returned: step=finish
   type: str
+results:
+  description:
+    - O(step=wait) - the final result of each invocation of O(jobs), in order (what the task would have registered
+      without C(async)), plus C(ended) (when it ended, seconds since the epoch) and C(launched).
+  returned: step=wait
+  type: list
+  elements: dict
 host_outcomes:
   description:
     - Each pod host's outcome, by inventory host name - C(phase) (the pod's phase, or C(partitioned),

@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 from unittest import mock
 
@@ -77,7 +78,7 @@ def test_the_spec_is_read_from_the_documentation():
     for name, option in options.items():
         assert action.ARGUMENT_SPEC[name]["type"] == option["type"], name
         assert action.ARGUMENT_SPEC[name].get("default") == option.get("default"), name
-    assert action.ARGUMENT_SPEC["step"] == {"type": "str", "required": True, "choices": ["start", "batch", "finish"]}
+    assert action.ARGUMENT_SPEC["step"] == {"type": "str", "required": True, "choices": ["start", "batch", "finish", "wait"]}
 
 
 def test_a_window_stopped_by_the_module_stops_the_rollout(journal, tmp_path):
@@ -91,3 +92,41 @@ def test_a_window_stopped_by_the_module_stops_the_rollout(journal, tmp_path):
     report = tmp_path / "rollout.json"
     finished = run(step="finish", journal=journal, report_path=str(report))
     assert finished["timeline_path"] == str(tmp_path / "rollout.svg") and (tmp_path / "rollout.svg").read_text().startswith("<svg")
+
+
+def test_ended_times_a_batch_that_ran_in_the_background(journal):
+    """rollout_cluster_parallelism: a background invocation is recorded after the whole round; its batch ends when
+    its job ended (step=wait's ended), not when it is recorded."""
+    result = run(step="batch", journal=journal, pods=["shop/web-0"], upgrade=UPGRADE, started="1700000000.5", ended="1700000003.0")
+    assert result["batch"]["started"] == 1700000000.5 and result["batch"]["ended"] == 1700000003.0
+    assert result["batch"]["seconds"] == 2.5
+
+
+def _job(tmp_path, name, result):
+    path = tmp_path / name
+    path.write_text(json.dumps(result))
+    return {"cluster": name, "job": {"results_file": str(path), "progress_file": "", "launched": 1700000000.0}, "limit": 600}
+
+
+def test_wait_returns_each_background_invocations_result(tmp_path):
+    jobs = [_job(tmp_path, "c0", {"changed": True, "pods": [{"name": "web-0"}]}), _job(tmp_path, "c1", {"changed": False, "pods": []})]
+    result = run(step="wait", jobs=jobs, progress_interval="0")
+    assert [r["changed"] for r in result["results"]] == [True, False]
+    assert all(r["launched"] == 1700000000.0 and r["ended"] > 0 for r in result["results"])
+    assert result["changed"] is False
+    assert not os.path.exists(str(tmp_path / "c0"))  # the async result file is cleaned up
+
+
+def test_wait_fails_when_an_invocation_failed_after_all_ended(tmp_path):
+    jobs = [_job(tmp_path, "c0", {"changed": True, "pods": []}),
+            _job(tmp_path, "c1", {"failed": True, "msg": "Kubernetes API error: 401 Unauthorized"})]
+    with pytest.raises(AnsibleActionFail, match="sidecar_upgrade failed on c1: Kubernetes API error: 401") as caught:
+        run(step="wait", jobs=jobs)
+    assert [r.get("changed") for r in caught.value.result_contribution["results"]] == [True, None]
+    assert not os.path.exists(str(tmp_path / "c0")) and not os.path.exists(str(tmp_path / "c1"))
+
+
+@pytest.mark.parametrize("jobs", [[{"cluster": "c0"}], [{"cluster": "c0", "job": {"ansible_job_id": "j1"}}]])
+def test_wait_needs_registered_background_results(jobs):
+    with pytest.raises(AnsibleActionFail, match="async and poll 0"):
+        run(step="wait", jobs=jobs)
