@@ -310,6 +310,9 @@ def _broken_canary(kube, namespace, tmp_path, rollback):
     assert "2 of 2 pods failed" in data["result"]["stopped"]
     canary = {p["name"] for p in data["pods"]}
     assert len(canary) == 2
+    # the batch that stops the rollout still prints its line
+    lines = task_messages(proc, "Report the batch")
+    assert len(lines) == 1 and "(canary, 2 pods)" in lines[0] and "failed=2" in lines[0], lines
     return before, canary, data, proc
 
 
