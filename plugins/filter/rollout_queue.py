@@ -44,12 +44,28 @@ options:
     description: Health gates run between each batch's upgrade and reset, so every batch is an invocation of its own.
     type: bool
     default: false
+  history:
+    description:
+      - The report of a previous rollout (the JSON the C(rollout) role writes to C(rollout_report_path)). When set, the
+        pods after the canary start longest first, by how long each took in that report (a pod it does not name counts
+        as the median). Which pods are upgraded, the canary and the maxUnavailable budget stay Kruise's.
+    type: dict
+  cluster:
+    description: The cluster whose pods O(history) is read for (the C(cluster) of the report's pods).
+    type: str
+    default: default
 """
 
 EXAMPLES = r"""
 - name: Cut the plan into the rollout's queue
   ansible.builtin.set_fact:
     queue: "{{ plan.rollout | meshops.sidecarset.rollout_queue(updated_pods=plan.status.updatedPods, canary=2) }}"
+
+- name: The same queue, the slowest pods of the last rollout first
+  ansible.builtin.set_fact:
+    queue: >-
+      {{ plan.rollout | meshops.sidecarset.rollout_queue(updated_pods=plan.status.updatedPods, canary=2,
+         history=lookup('ansible.builtin.file', 'rollout-report.json') | from_json) }}
 """
 
 RETURN = r"""
@@ -86,14 +102,19 @@ _value:
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.meshops.sidecarset.plugins.module_utils import podlist
+from ansible_collections.meshops.sidecarset.plugins.module_utils.rollout_journal import report_durations
 
 
-def rollout_queue(plan, updated_pods=0, canary=0, window=True, per_call=1, gated=False):
+def rollout_queue(plan, updated_pods=0, canary=0, window=True, per_call=1, gated=False, history=None, cluster="default"):
     """The queue (see DOCUMENTATION; ``podlist.rollout_queue``)."""
     if not isinstance(plan, dict) or not isinstance(plan.get("order"), list):
         raise AnsibleFilterError("rollout_queue: expected the rollout plan of sidecarset_info (a dict with order), got %r" % (plan,))
     try:
-        return podlist.rollout_queue(plan, updated_pods, canary, boolean(window), per_call, boolean(gated))
+        durations = report_durations(history, cluster) if history else None
+    except ValueError as exc:
+        raise AnsibleFilterError("rollout_queue: history: %s" % exc)
+    try:
+        return podlist.rollout_queue(plan, updated_pods, canary, boolean(window), per_call, boolean(gated), durations)
     except (TypeError, ValueError) as exc:
         raise AnsibleFilterError("rollout_queue: %s" % exc)
 

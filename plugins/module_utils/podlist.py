@@ -136,12 +136,27 @@ def rollout_calls(batches, kinds=None, per_call=1, gated=False):
     return calls
 
 
-def rollout_queue(plan, updated_pods=0, canary=0, window=True, per_call=1, gated=False):
+def longest_first(refs, durations):
+    """``refs`` (pod references) longest first by ``durations`` (``{"namespace/name": seconds}``, e.g. a previous
+    rollout's, ``rollout_journal.report_durations``): a pod without one counts as the (lower) median of the others,
+    and pods of equal duration keep their order. Longest-processing-time first: a window that starts the slow pods
+    last ends when they do, one that starts them first fills its places with the short ones meanwhile."""
+    keys = ["%s/%s" % (ref.get("namespace"), ref.get("name")) for ref in refs]
+    known = sorted(durations[key] for key in keys if key in durations)
+    if not known:
+        return list(refs)
+    median = known[(len(known) - 1) // 2]
+    order = sorted(range(len(refs)), key=lambda index: -durations.get(keys[index], median))
+    return [refs[index] for index in order]
+
+
+def rollout_queue(plan, updated_pods=0, canary=0, window=True, per_call=1, gated=False, durations=None):
     """The queue a rollout runs on one cluster, from a ``plan_rollout`` plan (what ``sidecarset_info`` returns).
 
     In order: the pods in flight or due for their reset (``resume``, so that an interrupted rollout finishes them
     first), the canary (``canary`` pods counted with the ``updated_pods`` already updated, at most one budget), then
-    the rest of the order as one continuous ``window`` or as maxUnavailable-sized batches (``batch``). Returns
+    the rest of the order as one continuous ``window`` or as maxUnavailable-sized batches (``batch``); with
+    ``durations`` that rest starts ``longest_first`` (which pods are upgraded stays Kruise's choice). Returns
     ``{"batches", "kinds", "calls", "budget", "canary", "resumed", "to_upgrade"}``; ``kinds`` names the first batches
     (the rest are ``batch``) and ``calls`` groups them into invocations (``rollout_calls``).
     """
@@ -158,7 +173,7 @@ def rollout_queue(plan, updated_pods=0, canary=0, window=True, per_call=1, gated
         if ref not in resume:
             resume.append(ref)
     canary_size = max(min(canary - updated_pods, budget, len(order)), 0) if canary else 0
-    rest = order[canary_size:]
+    rest = longest_first(order[canary_size:], durations) if durations else order[canary_size:]
     batches, kinds = [], []
     if resume:
         batches.append(resume)

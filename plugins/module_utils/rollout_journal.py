@@ -17,6 +17,8 @@ variables (templating a 1,000-pod list costs seconds in ansible-core 2.19). Cont
 * ``rollout_summary(plans, batches, pods, stopped, failed, seconds)`` is the ``rollout_result`` of the role.
 * ``host_outcomes(targets, plans, pods, stopped)`` is each pod host's outcome in an inventory-driven rollout
   (``targets`` from ``targets.pod_targets``): ``{host: {"phase", "reason", "changed", "failed", "msg"}}``.
+* ``report_durations(report, cluster)`` reads a cluster's per-pod durations back from a report (the longest-first
+  order of the next rollout, ``podlist.longest_first``).
 * ``write_report(path, report)`` writes the JSON report atomically (temporary file, then rename);
   ``timeline_path(report_path)`` is where its timeline picture (``timeline.timeline_svg``) goes.
 """
@@ -168,6 +170,21 @@ def rollout_summary(plans, batches, pods, stopped, failed, seconds):
         "not_upgradable": sum(int(p.get("not_upgradable") or 0) for p in plans),
         "phases": _phase_counts(pods),
     }
+
+
+def report_durations(report, cluster):
+    """The per-pod durations (upgrade write to the end of the reset) of the pods of ``cluster`` that a rollout
+    upgraded, from its report (``write_report``): ``{"namespace/name": seconds}``."""
+    if not isinstance(report, dict) or not isinstance(report.get("pods"), list):
+        raise ValueError("expected the report of a rollout (a JSON object with a pods list), got %s" % type(report).__name__)
+    out = {}
+    for pod in report["pods"]:
+        if not isinstance(pod, dict) or pod.get("cluster") != cluster or pod.get("phase") != PHASE_DONE or not pod.get("changed"):
+            continue
+        total = (pod.get("timings") or {}).get("total")
+        if isinstance(total, (int, float)) and not isinstance(total, bool) and total >= 0:
+            out["%s/%s" % (pod.get("namespace"), pod.get("name"))] = float(total)
+    return out
 
 
 def _keys(refs):

@@ -11,14 +11,16 @@ Runs against the local control plane (tools/cluster/up.sh; started if needed) or
 (1000) injected pods in one namespace (4 Deployments); every pod carries the node simulator's zero-delay
 annotations and a rule giving the ``tinyqian/mosn:slow-*`` images a postStart hook of ``lognormal(3s, 0.9)``
 (docs/nodesim.md: drawn once per pod from its name, so the window and the batches see the same per-pod durations;
-about 2% of the pods over 20 s). Four rollouts of the same pods, each the whole ``ansible-playbook
+about 2% of the pods over 20 s). Five rollouts of the same pods, each the whole ``ansible-playbook
 playbooks/rollout.yml``, every pod through upgrade, migration and reset:
 
 * ``rollout_1000_zero_window``: v1 -> v2 with zero delays, ``rollout_strategy=window`` (the default);
 * ``rollout_1000_zero_batches``: v2 -> v1 with zero delays, ``rollout_strategy=batches``, batches grouped
   (``rollout_batches_per_call=0``, the faster lock-step form);
 * ``rollout_1000_lognormal_window``: v1 -> slow-a, window;
-* ``rollout_1000_lognormal_batches``: slow-a -> slow-b, lock-step batches (grouped).
+* ``rollout_1000_lognormal_batches``: slow-a -> slow-b, lock-step batches (grouped);
+* ``rollout_1000_lognormal_window_longest_first``: slow-b -> slow-a, window, the pods taken longest first by their
+  durations in the report of ``rollout_1000_lognormal_window`` (``rollout_longest_first_from``).
 
 The lognormal lines give the makespan (the first pod's start to the last pod's end, from the report), the lower
 bound ``max(sum(d) / window, max(d))`` over the per-pod durations ``d`` of that run (each pod's start to its end),
@@ -225,10 +227,14 @@ def schedule_figures(pods, window):
     }
 
 
-def bench_ours(kube, namespace, tmp, label, strategy, old, new, per_call=0, state_dir=None):
-    """One rollout of every pod of ``namespace`` from ``old`` to ``new``."""
+def report_file(tmp, label):
+    return os.path.join(tmp, "rollout-report-%s.json" % label)
+
+
+def bench_ours(kube, namespace, tmp, label, strategy, old, new, per_call=0, state_dir=None, extra=()):
+    """One rollout of every pod of ``namespace`` from ``old`` to ``new`` (``extra``: more ``-e`` arguments)."""
     sidecarset = write_yaml(os.path.join(tmp, "mosn-%s.yaml" % new.rsplit(":", 1)[1]), mosn_raw(new))
-    report_path = os.path.join(tmp, "rollout-report-%s.json" % label)
+    report_path = report_file(tmp, label)
     before = {p["metadata"]["uid"] for p in kube.pods(namespace)}
     cpu_before = component_cpu(state_dir) if state_dir else {}
     wall, proc, timer, playbook_cpu = playbook([
@@ -236,7 +242,7 @@ def bench_ours(kube, namespace, tmp, label, strategy, old, new, per_call=0, stat
         "-e", "rollout_sidecarset=%s" % sidecarset, "-e", "rollout_namespace=%s" % namespace,
         "-e", "rollout_max_unavailable=%s" % MAX_UNAVAILABLE, "-e", "rollout_report_path=%s" % report_path,
         "-e", "rollout_timeout=900", "-e", "rollout_batches_per_call=%d" % per_call, "-e", "rollout_strategy=%s" % strategy,
-    ], kube.env, tmp, timeout=1800)
+    ] + list(extra), kube.env, tmp, timeout=1800)
     cpu_after = component_cpu(state_dir) if state_dir else {}
     with open(report_path) as handle:
         report = json.load(handle)
@@ -372,6 +378,12 @@ def main():
         slow_batches = bench_ours(kube, ours_ns, tmp, "lognormal_batches", "batches", SLOW_A, SLOW_B, state_dir=state_dir)
         slow_batches["distribution"] = DISTRIBUTION
         print(json.dumps(stamp(slow_batches)), flush=True)
+        # the same window, the pods taken longest first by their durations in the first lognormal window's report
+        history = report_file(tmp, "lognormal_window")
+        longest = bench_ours(kube, ours_ns, tmp, "lognormal_window_longest_first", "window", SLOW_B, SLOW_A, state_dir=state_dir,
+                             extra=["-e", "rollout_longest_first_from=%s" % history])
+        longest["distribution"] = DISTRIBUTION
+        print(json.dumps(stamp(longest)), flush=True)
         print(json.dumps(stamp({
             "bench": "rollout_window_vs_batches",
             "distribution": DISTRIBUTION,
@@ -379,8 +391,12 @@ def main():
             "batches_vs_window": round(slow_batches["makespan_s"] / slow_window["makespan_s"], 2) if slow_window.get("makespan_s") else None,
             "bound_s": slow_window.get("bound_s"), "window_vs_bound": slow_window.get("makespan_vs_bound"),
             "ideal_window_vs_bound": slow_window.get("ideal_window_vs_bound"), "window_vs_ideal_window": slow_window.get("makespan_vs_ideal_window"),
+            "longest_first_makespan_s": longest.get("makespan_s"), "longest_first_bound_s": longest.get("bound_s"),
+            "longest_first_vs_bound": longest.get("makespan_vs_bound"),
+            "longest_first_vs_kruise_order": round(longest["makespan_s"] / slow_window["makespan_s"], 3) if slow_window.get("makespan_s") and longest.get("makespan_s") else None,
             "target_vs_bound": TARGET_BOUND_RATIO,
             "target_ok": bool(slow_window.get("makespan_vs_bound") and slow_window["makespan_vs_bound"] <= TARGET_BOUND_RATIO),
+            "target_ok_longest_first": bool(longest.get("makespan_vs_bound") and longest["makespan_vs_bound"] <= TARGET_BOUND_RATIO),
             "zero_delay_ms_per_pod": {"window": zero_window["ms_per_pod"], "batches": zero_batches["ms_per_pod"]},
         })), flush=True)
         if NAIVE_PODS:

@@ -26,6 +26,7 @@ def test_survey_strings_are_taken_as_their_values():
     ({"batches": []}, {}, "expected the rollout plan"),
     (PLAN, {"canary": "two"}, "whole numbers"),
     (PLAN, {"window": "maybe"}, "rollout_queue: "),
+    (PLAN, {"history": ["a"]}, "rollout_queue: history: expected the report of a rollout"),
 ])
 def test_bad_input_is_named(plan, kwargs, message):
     with pytest.raises(AnsibleFilterError, match=message):
@@ -34,3 +35,12 @@ def test_bad_input_is_named(plan, kwargs, message):
 
 def test_filter_is_registered():
     assert FilterModule().filters()["rollout_queue"] is rollout_queue
+
+
+def test_history_starts_the_slowest_pods_first():
+    def done(cluster, name, total):
+        return {"cluster": cluster, "namespace": "ns", "name": name, "phase": "done", "changed": True, "timings": {"total": total}}
+    history = {"pods": [done("east", "c", 9), done("east", "a", 1), done("default", "d", 9), done("default", "b", 1)]}
+    # unknown pods count as the lower median of the known ones (1 here)
+    assert [r["name"] for r in rollout_queue(PLAN, history=history, cluster="east")["batches"][0]] == list("cabd")
+    assert [r["name"] for r in rollout_queue(PLAN, history=history)["batches"][0]] == list("dabc")

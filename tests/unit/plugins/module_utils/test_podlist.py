@@ -133,3 +133,22 @@ def test_queue_bad_numbers_are_named():
             assert message in str(exc)
         else:
             raise AssertionError("no error for %r" % (kwargs,))
+
+
+def test_queue_longest_first_keeps_the_canary_and_kruise_choice():
+    # durations of a previous rollout: f the slowest, then b; c and g unknown (the lower median of the queued
+    # pods' durations, 6.0: x and h are not queued); e and a fast
+    durations = {"ns/a": 1.0, "ns/b": 8.0, "ns/d": 6.0, "ns/e": 2.0, "ns/f": 20.0, "ns/x": 99.0, "ns/h": 3.0}
+    queue = rollout_queue(queue_plan("abcdefg", budget=3, in_flight="x"), canary=1, durations=durations)
+    names = [[r["name"] for r in b] for b in queue["batches"]]
+    # in-flight pods first and the canary in Kruise's order; then longest first, ties (c, d, g) in Kruise's order
+    assert names == [["x"], ["a"], ["f", "b", "c", "d", "g", "e"]]
+    assert queue["to_upgrade"] == 7
+    batches = rollout_queue(queue_plan("abcdefg", budget=3), window=False, durations=durations)["batches"]
+    assert [[r["name"] for r in b] for b in batches] == [["f", "b", "c"], ["d", "g", "e"], ["a"]]
+
+
+def test_queue_without_known_durations_keeps_kruise_order():
+    for durations in (None, {}, {"other/a": 5.0}):
+        queue = rollout_queue(queue_plan("abc"), durations=durations)
+        assert [r["name"] for r in queue["batches"][0]] == list("abc")

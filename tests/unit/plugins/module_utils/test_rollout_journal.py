@@ -125,3 +125,16 @@ def test_write_report_is_atomic(tmp_path, monkeypatch):
     with open(path) as handle:
         assert json.load(handle) == {"result": {"upgraded": 1}}  # the old report is intact
     assert os.listdir(str(tmp_path / "out")) == ["report.json"]  # no temporary file left
+
+
+def test_report_durations_reads_the_upgraded_pods_of_one_cluster():
+    def pod(name, cluster="c1", phase="done", changed=True, total=4.5):
+        return {"cluster": cluster, "namespace": "ns", "name": name, "phase": phase, "changed": changed,
+                "timings": {"total": total} if total is not None else {}}
+    report = {"pods": [pod("a"), pod("b", cluster="c2"), pod("c", phase="failed"), pod("d", changed=False),
+                       pod("e", total=None), pod("f", total=True), pod("g", total=-1), pod("h", total=2), "junk"]}
+    assert rj.report_durations(report, "c1") == {"ns/a": 4.5, "ns/h": 2.0}
+    assert rj.report_durations(report, "c2") == {"ns/b": 4.5}
+    for bad in ([], {"pods": {}}, "text"):
+        with pytest.raises(ValueError, match="expected the report of a rollout"):
+            rj.report_durations(bad, "c1")
