@@ -39,6 +39,7 @@ import glob
 import heapq
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -168,6 +169,35 @@ def component_cpu(state_dir):
     return used
 
 
+def request_counts(kube):
+    """The API server's ``apiserver_request_total`` so far, summed per ``VERB resource[/subresource]`` (its /metrics);
+    ``{}`` when it cannot be read."""
+    try:
+        method, url, headers, body, dummy = kube.api_client.param_serialize("GET", "/metrics", auth_settings=["BearerToken"])
+        resp = kube.api_client.call_api(method, url, header_params=headers, body=body)
+        resp.read()
+        text = resp.data.decode("utf-8")
+    except Exception:  # pylint: disable=broad-except
+        return {}
+    counts = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_text, value = line[len("apiserver_request_total{"):].rsplit("} ", 1)
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', labels_text))
+        key = "%s %s%s" % (labels.get("verb"), labels.get("resource"), "/" + labels["subresource"] if labels.get("subresource") else "")
+        counts[key] = counts.get(key, 0.0) + float(value)
+    return counts
+
+
+def request_figures(before, after):
+    """API requests during one rollout: in all and per pod, and the most frequent kinds per pod."""
+    diff = dict((key, after[key] - before.get(key, 0.0)) for key in after if after[key] - before.get(key, 0.0) > 0)
+    top = sorted(diff.items(), key=lambda kv: -kv[1])[:8]
+    return {"api_requests": int(sum(diff.values())), "api_requests_per_pod": round(sum(diff.values()) / PODS, 2),
+            "api_requests_per_pod_by_kind": dict((key, round(value / PODS, 2)) for key, value in top)}
+
+
 def cpu_figures(before, after, playbook_cpu):
     """Where the CPU of one rollout went: seconds per component and for the playbook (ansible and its modules)."""
     cpu = {name: round(after.get(name, 0.0) - before.get(name, 0.0), 2) for name in sorted(after)}
@@ -237,6 +267,7 @@ def bench_ours(kube, namespace, tmp, label, strategy, old, new, per_call=0, stat
     report_path = report_file(tmp, label)
     before = {p["metadata"]["uid"] for p in kube.pods(namespace)}
     cpu_before = component_cpu(state_dir) if state_dir else {}
+    requests_before = request_counts(kube)
     wall, proc, timer, playbook_cpu = playbook([
         os.path.join(ROOT, "playbooks", "rollout.yml"),
         "-e", "rollout_sidecarset=%s" % sidecarset, "-e", "rollout_namespace=%s" % namespace,
@@ -244,6 +275,7 @@ def bench_ours(kube, namespace, tmp, label, strategy, old, new, per_call=0, stat
         "-e", "rollout_timeout=900", "-e", "rollout_batches_per_call=%d" % per_call, "-e", "rollout_strategy=%s" % strategy,
     ] + list(extra), kube.env, tmp, timeout=1800)
     cpu_after = component_cpu(state_dir) if state_dir else {}
+    requests_after = request_counts(kube)
     with open(report_path) as handle:
         report = json.load(handle)
     keep = os.environ.get("BENCH_REPORTS")
@@ -290,6 +322,7 @@ def bench_ours(kube, namespace, tmp, label, strategy, old, new, per_call=0, stat
     }
     line.update(schedule_figures(pods, window))
     line.update(cpu_figures(cpu_before, cpu_after, playbook_cpu))
+    line.update(request_figures(requests_before, requests_after))
     return line
 
 
