@@ -426,7 +426,8 @@ def main():
             "ideal_window_vs_bound": slow_window.get("ideal_window_vs_bound"), "window_vs_ideal_window": slow_window.get("makespan_vs_ideal_window"),
             "longest_first_makespan_s": longest.get("makespan_s"), "longest_first_bound_s": longest.get("bound_s"),
             "longest_first_vs_bound": longest.get("makespan_vs_bound"),
-            "longest_first_vs_kruise_order": round(longest["makespan_s"] / slow_window["makespan_s"], 3) if slow_window.get("makespan_s") and longest.get("makespan_s") else None,
+            "longest_first_vs_kruise_order": (round(longest["makespan_s"] / slow_window["makespan_s"], 3)
+                                              if slow_window.get("makespan_s") and longest.get("makespan_s") else None),
             "target_vs_bound": TARGET_BOUND_RATIO,
             "target_ok": bool(slow_window.get("makespan_vs_bound") and slow_window["makespan_vs_bound"] <= TARGET_BOUND_RATIO),
             "target_ok_longest_first": bool(longest.get("makespan_vs_bound") and longest["makespan_vs_bound"] <= TARGET_BOUND_RATIO),
