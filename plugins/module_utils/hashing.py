@@ -130,7 +130,6 @@ STRUCTS = {
 STRUCTS["SidecarContainer"] = STRUCTS["Container"] + STRUCTS["SidecarExtras"]
 
 CONTAINER_FIELDS = tuple(f[0] for f in STRUCTS["Container"])
-SIDECAR_EXTRA_FIELDS = tuple(f[0] for f in STRUCTS["SidecarExtras"])
 
 
 def safe_encode_string(text):

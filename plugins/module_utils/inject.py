@@ -69,6 +69,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors impor
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
     AFTER,
     BEFORE,
+    FIELD_REF_RE,
     clone,
     empty_image,
     get_hash,
@@ -80,7 +81,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset impo
 from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import format_timestamp
 
 _SUBPATH_ENV_RE = re.compile(r"\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
-_FIELD_REF_RE = re.compile(r"^metadata\.(annotations|labels)\['([^']*)'\]$")
 _IS_INJECTED_ENV = {"name": ENV_IS_INJECTED, "value": "true"}
 
 
@@ -434,7 +434,7 @@ class _Context(object):
             source = entry.get("sourceContainerName")
             field_ref = (entry.get("sourceContainerNameFrom") or {}).get("fieldRef")
             if field_ref:
-                match = _FIELD_REF_RE.match(field_ref.get("fieldPath") or "")
+                match = FIELD_REF_RE.match(field_ref.get("fieldPath") or "")
                 if not match:
                     continue
                 values = self.metadata.get(match.group(1)) or {}

@@ -42,7 +42,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import WO
 from ansible_collections.meshops.sidecarset.plugins.module_utils.transport import TRANSPORT_ERRORS, unreachable_message
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
-MERGE_PATCH = "application/merge-patch+json"
 
 
 class KubeError(Exception):
@@ -201,7 +200,6 @@ class KubeClient:
     def replace_controller_revision(self, namespace, name, body):
         return self.request("PUT", self.revision_path(namespace, name), body=body, verb="update")
 
-    # events ----------------------------------------------------------------------------------
     # watch -----------------------------------------------------------------------------------
     def watch_pods(self, namespace, resource_version, label_selector=None, timeout_seconds=60):
         """Yield ``(type, object)`` watch events until the server closes the stream."""

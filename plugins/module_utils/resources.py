@@ -547,7 +547,6 @@ def compile_regex(pattern):
 
 
 _EXPR_KEYS = ("cpu", "memory")
-POLICY_FIELDS = ("targetContainersMode", "targetContainersNameRegex", "resourcesExpr")
 DEFAULT_NAME_REGEX = ".*"
 
 

@@ -66,7 +66,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors impor
     validate_qualified_name,
 )
 
-GROUP = "apps.kruise.io"
 V1ALPHA1 = "apps.kruise.io/v1alpha1"
 V1BETA1 = "apps.kruise.io/v1beta1"
 KIND = "SidecarSet"
@@ -98,7 +97,7 @@ _SIDECARSET_NAME_RE = re.compile(r"^[a-zA-Z0-9\-]+$")
 _DNS1123_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _PERCENT_RE = re.compile(r"^[0-9]+%$")
-_FIELD_REF_RE = re.compile(r"^metadata\.(annotations|labels)\['([^']*)'\]$")
+FIELD_REF_RE = re.compile(r"^metadata\.(annotations|labels)\['([^']*)'\]$")
 _ENV_NAME_RE = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 MAX_DEPTH = 100  # Kubernetes objects nest ~20 levels; the recursive helpers stay far from Python's limit
 MAX_VALUES = 1000000  # values of one document, aliases counted as often as they are used (a bomb expands)
@@ -663,7 +662,7 @@ def _validate_transfer_env(container, path, errors):
             if field_ref.get("apiVersion") != "v1":
                 errors.append(("%s.apiVersion" % fpath, "must be v1, got %r" % field_ref.get("apiVersion")))
             field_path = field_ref.get("fieldPath")
-            match = _FIELD_REF_RE.match(field_path) if isinstance(field_path, str) else None
+            match = FIELD_REF_RE.match(field_path) if isinstance(field_path, str) else None
             if not match:
                 errors.append(("%s.fieldPath" % fpath, "%r: field label not supported (only "
                                "metadata.annotations['<key>'] and metadata.labels['<key>'])" % (field_path,)))

@@ -46,6 +46,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import P
 from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_next, plan_patch_body, plan_rollback
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError, PodWatch, read_modify_write
 from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import load_one_sidecarset
+from ansible_collections.meshops.sidecarset.plugins.module_utils.rollout_journal import GATE_FAILED_REASON
 from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import (
     ACTION_FAIL,
     ACTION_NONE,
@@ -76,7 +77,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.window import o
 
 PHASES = ("upgrade", "reset", "all")
 ACTION_GATE = "gate"          # the driver's own step: the per-pod health check before the reset
-GATE_FAILED_REASON = "health check failed; not reset (the new sidecar serves, the old one is idle)"
 
 
 def sidecar_snapshot(pod, sidecarset):
