@@ -24,7 +24,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import assess
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import kind_info
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import pod_template
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import (
     container_image,
     is_pod_matching,
@@ -145,10 +145,7 @@ def template_drift(workloads, pods, sidecarset):
         meta = obj.get("metadata") or {}
         if any(r.get("controller") for r in meta.get("ownerReferences") or []):
             continue
-        node = obj
-        for key in (kind_info(obj.get("kind")).template_path if kind_info(obj.get("kind")) else None) or []:
-            node = (node or {}).get(key)
-        recorded = _recorded_hash(((node or {}).get("metadata") or {}).get("annotations"), name)
+        recorded = _recorded_hash((pod_template(obj).get("metadata") or {}).get("annotations"), name)
         if recorded is None or recorded == current:
             continue
         drifted[(meta.get("namespace"), obj.get("kind"), meta.get("name"))] = {
