@@ -773,25 +773,23 @@ def _write_annotations(new_annotations, annotations, matched, removing, old_hash
     """Write the hash, hash-without-image, injected-list, working and version annotations (as ``sidecarset.go`` does)."""
     fresh = not old_hash and not removing and not old_list and not annotations.get(POD_HASH_WITHOUT_IMAGE)
     working = read_working(annotations) if annotations.get(WORKING_HOTUPGRADE_CONTAINER) else {}
-    if fresh and not working:
-        key = tuple(c.name for c in matched)
-        cached = _FRESH_WORKING.get(key)
-        if cached is None:
-            cached = write_working({s.name: hot_upgrade_names(s.name)[0] for c in matched for s in c.hot})
-            if len(_FRESH_WORKING) > 256:
-                _FRESH_WORKING.clear()
-            _FRESH_WORKING[key] = cached
-        new_annotations[POD_HASH] = "{%s}" % ",".join(c.entry_json(timestamp, False) for c in matched)
-        new_annotations[POD_HASH_WITHOUT_IMAGE] = "{%s}" % ",".join(c.entry_json(timestamp, True) for c in matched)
-        new_annotations[INJECTED_LIST] = ",".join(c.name for c in matched)
-        if cached != "{}":
-            new_annotations[WORKING_HOTUPGRADE_CONTAINER] = cached
-        for compiled in matched:
-            new_annotations.update(compiled.fresh_versions)
-        return
     if fresh:
         new_annotations[POD_HASH] = "{%s}" % ",".join(c.entry_json(timestamp, False) for c in matched)
         new_annotations[POD_HASH_WITHOUT_IMAGE] = "{%s}" % ",".join(c.entry_json(timestamp, True) for c in matched)
+        if not working:
+            key = tuple(c.name for c in matched)
+            cached = _FRESH_WORKING.get(key)
+            if cached is None:
+                cached = write_working({s.name: hot_upgrade_names(s.name)[0] for c in matched for s in c.hot})
+                if len(_FRESH_WORKING) > 256:
+                    _FRESH_WORKING.clear()
+                _FRESH_WORKING[key] = cached
+            new_annotations[INJECTED_LIST] = ",".join(c.name for c in matched)
+            if cached != "{}":
+                new_annotations[WORKING_HOTUPGRADE_CONTAINER] = cached
+            for compiled in matched:
+                new_annotations.update(compiled.fresh_versions)
+            return
     else:
         old_wo = read_hash_entries(annotations, POD_HASH_WITHOUT_IMAGE) if annotations.get(POD_HASH_WITHOUT_IMAGE) else {}
         hash_entries = dict(old_hash)
@@ -813,14 +811,10 @@ def _write_annotations(new_annotations, annotations, matched, removing, old_hash
     current_twins = set()
     versions = {}
     for compiled in matched:
+        versions.update(compiled.fresh_versions)
         for sidecar in compiled.hot:
-            first, second = hot_upgrade_names(sidecar.name)
-            working[sidecar.name] = first
-            current_twins.update((first, second))
-            versions[version_key(first)] = "1"
-            versions[version_alt_key(first)] = "0"
-            versions[version_key(second)] = "0"
-            versions[version_alt_key(second)] = "1"
+            working[sidecar.name] = hot_upgrade_names(sidecar.name)[0]
+            current_twins.update(hot_upgrade_names(sidecar.name))
     for twin in stale_twins - current_twins:
         new_annotations.pop(version_key(twin), None)
         new_annotations.pop(version_alt_key(twin), None)
