@@ -579,6 +579,10 @@ def _check_int_or_percent(value, path, errors):
         errors.append((path, "%r must be a non-negative integer or a percentage like '10%%'" % value))
 
 
+def _unknown_fields(value, fields, path, errors):
+    errors.extend(("%s.%s" % (path, key), "unknown field") for key in value if key not in fields)
+
+
 def _is_zero_int_or_percent(value):
     return value in (None, 0, "0%", "0")
 
@@ -739,9 +743,7 @@ def _validate_update_strategy(spec, init_containers, errors):
     if not isinstance(strategy, dict):
         errors.append(("spec.updateStrategy", "must be a mapping"))
         return
-    for key in strategy:
-        if key not in UPDATE_STRATEGY_FIELDS:
-            errors.append(("spec.updateStrategy.%s" % key, "unknown field"))
+    _unknown_fields(strategy, UPDATE_STRATEGY_FIELDS, "spec.updateStrategy", errors)
     strategy_type = strategy.get("type")
     if strategy_type not in ("RollingUpdate", "NotUpdate"):
         errors.append(("spec.updateStrategy.type", "%r must be RollingUpdate or NotUpdate" % (strategy_type,)))
@@ -775,9 +777,7 @@ def _validate_priority(priority, errors):
     if not isinstance(priority, dict):
         errors.append((path, "must be a mapping"))
         return
-    for key in priority:
-        if key not in ("weightPriority", "orderPriority"):
-            errors.append(("%s.%s" % (path, key), "unknown field"))
+    _unknown_fields(priority, ("weightPriority", "orderPriority"), path, errors)
     if priority.get("weightPriority") and priority.get("orderPriority"):
         errors.append((path, "weightPriority and orderPriority cannot both be set"))
     for index, term in enumerate(_items(priority.get("weightPriority"))):
@@ -832,9 +832,7 @@ def _validate_patch_metadata(spec, errors):
         if not isinstance(patch, dict):
             errors.append((path, "must be a mapping"))
             continue
-        for key in patch:
-            if key not in PATCH_FIELDS:
-                errors.append(("%s.%s" % (path, key), "unknown field"))
+        _unknown_fields(patch, PATCH_FIELDS, path, errors)
         annotations = patch.get("annotations")
         policy = patch.get("patchPolicy")
         if policy not in PATCH_POLICIES:
@@ -865,9 +863,7 @@ def _validate_injection_strategy(spec, errors):
     if not isinstance(injection, dict):
         errors.append(("spec.injectionStrategy", "must be a mapping"))
         return
-    for key in injection:
-        if key not in INJECTION_STRATEGY_FIELDS:
-            errors.append(("spec.injectionStrategy.%s" % key, "unknown field"))
+    _unknown_fields(injection, INJECTION_STRATEGY_FIELDS, "spec.injectionStrategy", errors)
     if injection.get("paused") is not None and not isinstance(injection.get("paused"), bool):
         errors.append(("spec.injectionStrategy.paused", "must be a boolean"))
     revision = injection.get("revision")
@@ -875,9 +871,7 @@ def _validate_injection_strategy(spec, errors):
         if not isinstance(revision, dict):
             errors.append(("spec.injectionStrategy.revision", "must be a mapping"))
             return
-        for key in revision:
-            if key not in REVISION_FIELDS:
-                errors.append(("spec.injectionStrategy.revision.%s" % key, "unknown field"))
+        _unknown_fields(revision, REVISION_FIELDS, "spec.injectionStrategy.revision", errors)
         if not revision.get("revisionName") and not revision.get("customVersion"):
             errors.append(("spec.injectionStrategy.revision", "revisionName or customVersion is required"))
         if revision.get("policy") not in ("Always", "Partial"):
