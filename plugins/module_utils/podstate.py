@@ -34,6 +34,7 @@ import re
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import (
     INPLACE_UPDATE_STATE,
+    POD_HASH,
     POD_HASH_WITHOUT_IMAGE,
     dumps,
     hot_upgrade_names,
@@ -265,7 +266,8 @@ def is_container_ready(pod, name):
 # Pod level predicates
 # ---------------------------------------------------------------------------------------------------------
 
-def _condition(pod, condition_type):
+def pod_condition(pod, condition_type):
+    """The pod's first ``status.conditions`` entry of ``condition_type``, or ``None``."""
     for condition in ((pod or {}).get("status") or {}).get("conditions") or []:
         if condition.get("type") == condition_type:
             return condition
@@ -274,7 +276,7 @@ def _condition(pod, condition_type):
 
 def is_pod_ready_condition(pod):
     """``podutil.IsPodReady``: the Ready condition is True."""
-    condition = _condition(pod, "Ready")
+    condition = pod_condition(pod, "Ready")
     return bool(condition and condition.get("status") == "True")
 
 
@@ -307,11 +309,17 @@ def is_pod_updated(pod, sidecarset):
 
     A malformed pod hash annotation counts as not updated.
     """
-    try:
-        recorded = pod_hash(pod_annotations(pod), sidecarset_name(sidecarset))
-    except AnnotationError:
-        return False
+    recorded = recorded_hash(pod_annotations(pod), sidecarset_name(sidecarset))
     return recorded is not None and recorded == get_hash(sidecarset)
+
+
+def recorded_hash(annotations, name, key=POD_HASH):
+    """The hash a pod (or template) records for SidecarSet ``name`` in annotation ``key``; ``None`` when absent or
+    malformed."""
+    try:
+        return pod_hash(annotations or {}, name, key=key)
+    except AnnotationError:
+        return None
 
 
 def is_pod_injected(pod, sidecarset):
@@ -357,13 +365,6 @@ def is_pod_matching(pod, sidecarset):
     return not matching_problem(pod, sidecarset)
 
 
-def _pod_hash_without_image(pod, sidecarset):
-    try:
-        return pod_hash(pod_annotations(pod), sidecarset_name(sidecarset), key=POD_HASH_WITHOUT_IMAGE)
-    except AnnotationError:
-        return None
-
-
 def empty_image_problem(pod, sidecarset):
     """Return why the twins of a hot sidecar do not fit the SidecarSet's empty image, or ``""``.
 
@@ -398,7 +399,7 @@ def not_upgradable_reason(pod, sidecarset):
     problem = matching_problem(pod, sidecarset)
     if problem:
         return problem
-    recorded = _pod_hash_without_image(pod, sidecarset)
+    recorded = recorded_hash(pod_annotations(pod), sidecarset_name(sidecarset), POD_HASH_WITHOUT_IMAGE)
     wanted = get_hash_without_image(sidecarset)
     if recorded != wanted:
         return "hash-without-image differs (pod %s, SidecarSet %s): a non-image field changed" % (recorded, wanted)
