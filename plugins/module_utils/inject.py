@@ -109,14 +109,9 @@ def to_plain(value):
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
+    for kind in (bool, str, int, float):  # bool before int: True stays a bool
+        if isinstance(value, kind):
+            return kind(value)
     return value
 
 
@@ -139,6 +134,14 @@ class _Frozen(object):
         if self.blob is not None:
             return marshal.loads(self.blob)
         return clone(self.value)
+
+
+def _append_new(out, items, key, seen):
+    """Append to ``out`` the ``items`` whose ``key`` is not in ``seen`` yet (the first of a name or path wins)."""
+    for item in items:
+        if item.get(key) not in seen:
+            seen.add(item.get(key))
+            out.append(item)
 
 
 class _Sidecar(object):
@@ -191,33 +194,18 @@ class _Sidecar(object):
         if self.static is not None:
             return self.static.get()
         extra_env = []
-        env_names = set()
         base = self.parts[0][0].get()
-        env_names.update(e.get("name") for e in base["env"])
+        env_names = {e.get("name") for e in base["env"]}
         if self.transfer:
-            for var in context.transfer_envs(self.transfer):
-                if var.get("name") not in env_names:
-                    env_names.add(var.get("name"))
-                    extra_env.append(var)
+            _append_new(extra_env, context.transfer_envs(self.transfer), "name", env_names)
         extra_mounts = []
         if self.share_mounts:
             mounts, subpath_env = context.shared_mounts()
-            used = set(self.own_mount_paths)
-            for mount in mounts:
-                if mount.get("mountPath") not in used:
-                    used.add(mount.get("mountPath"))
-                    extra_mounts.append(mount)
-            for var in subpath_env:
-                if var.get("name") not in env_names:
-                    env_names.add(var.get("name"))
-                    extra_env.append(var)
+            _append_new(extra_mounts, mounts, "mountPath", set(self.own_mount_paths))
+            _append_new(extra_env, subpath_env, "name", env_names)
         extra_devices = []
         if self.share_devices:
-            used = set(self.own_mount_paths)
-            for device in context.shared_devices():
-                if device.get("devicePath") not in used:
-                    used.add(device.get("devicePath"))
-                    extra_devices.append(device)
+            _append_new(extra_devices, context.shared_devices(), "devicePath", set(self.own_mount_paths))
         resources = None
         if self.resources_policy:
             # applyResourcesPolicy: computed before the HotUpgrade split, so both twins get the same resources
