@@ -434,17 +434,11 @@ def _quoted_images(message):
 
 
 def container_failure(pod, name):
-    """Return why container ``name`` is failing, or ``""``.
+    """Return why container ``name`` is failing, or ``""`` (the rules: module docstring, ``failed``).
 
-    Failing means: ``state.waiting.reason`` is one of ``PULL_FAILURE_REASONS`` and its message quotes the spec
-    image (kubelet reports the previous instance's image and imageID while the new image cannot be pulled;
-    a message quoting only other images is a stale failure of an image written before), or without a quoted
-    image in the message, the status describes the spec image; or, when the status
-    describes the spec image (a status of the previous image never counts otherwise), the waiting reason is
-    one of ``FAILED_WAITING_REASONS``; or the container is not ready
-    and ``restartCount > baseline + 1`` where baseline is the count recorded in ``RESTART_BASELINE`` when we
-    changed its image (kubelet's own restart to apply the image accounts for the ``+ 1``). Without a recorded
-    baseline only the waiting reason is used.
+    A pull failure counts when its message quotes the spec image, or quotes none and the status describes the spec
+    image (kubelet keeps reporting the previous instance while a new image cannot be pulled); any other failure
+    counts only when the status describes the spec image.
     """
     status = container_status(pod, name)
     if status is None:
@@ -507,12 +501,10 @@ def replaced_instances(pod, targets):
 def rollback_pending(pod, sidecarset, replaced=None):
     """Why a rolled-back pod is not back to serving on its old twins yet, or ``""`` once it is.
 
-    After ``plan_rollback`` the rolled-back twin must run the empty image again (``state.running`` with the
-    spec image: a status still waiting on a failed pull, or naming the broken image, is the old instance) and
-    the twin that kept serving must be ready, and the status must describe the current spec (``kubelet_lag``).
-    ``replaced`` (``replaced_instances`` of the pod the rollback was
-    computed from) names the instances kubelet had to replace: a twin listed there must show another
-    containerID (kubelet may report the spec image before it has stopped the old instance).
+    The status must describe the current spec (``kubelet_lag``), each rolled-back twin must be running its spec
+    (empty) image again, with another containerID than in ``replaced`` (``replaced_instances`` of the pod the
+    rollback was computed from: kubelet may report the spec image before it has stopped the old instance), and the
+    twin that kept serving must be ready.
     """
     lag = kubelet_lag(pod)
     if lag:
