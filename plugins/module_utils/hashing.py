@@ -158,11 +158,12 @@ def canonical_quantity(value):
 # ---------------------------------------------------------------- Go JSON
 
 
-def _any(value):
+def go_sorted(value):
+    """JSON-like data with every map's keys sorted as strings (Go marshals ``map[string]...`` that way)."""
     if isinstance(value, dict):
-        return {str(k): _any(value[k]) for k in sorted(value, key=str)}
+        return {str(k): go_sorted(value[k]) for k in sorted(value, key=str)}
     if isinstance(value, list):
-        return [_any(v) for v in value]
+        return [go_sorted(v) for v in value]
     return value
 
 
@@ -212,7 +213,7 @@ def _encode_struct(value, type_name):
             out[name] = 0 if field is None else field
         else:
             if field is not None:
-                out[name] = _any(field)
+                out[name] = go_sorted(field)
     return out
 
 
