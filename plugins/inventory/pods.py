@@ -198,8 +198,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         # pylint: disable=import-outside-toplevel
         from ansible_collections.meshops.sidecarset.plugins.module_utils.client import client_from_options
 
-        auth = connection_options(cluster)
-        return client_from_options(**auth)
+        return client_from_options(**connection_options(cluster))
 
     def _fetch(self, path):
         import os  # pylint: disable=import-outside-toplevel

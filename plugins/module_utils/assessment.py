@@ -64,9 +64,6 @@ PHASE_ROLLED_BACK = "rolled-back"        # a rollback written by this run is app
 PHASE_MIGRATED = "migrated"              # phase=upgrade: stopped after the migration, the reset not requested
 PHASE_PLANNED = "planned"                # check mode: the write that would be made
 PHASE_MISSING = "missing"                # the pod is not (or no longer) in its namespace
-POD_PHASES = (PHASE_IDLE, PHASE_UPGRADING, PHASE_MIGRATING, PHASE_RESETTING, PHASE_DONE, PHASE_FAILED,
-              PHASE_NOT_UPGRADABLE, PHASE_ROLLED_BACK)
-RUN_PHASES = POD_PHASES + (PHASE_MIGRATED, PHASE_PLANNED, PHASE_MISSING)
 
 # Actions: the next step of a pod
 ACTION_UPGRADE = "upgrade"      # new images, versions, working twin, pod hash (one write)

@@ -32,6 +32,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import
     is_pod_state_consistent,
     is_pod_updated,
     matching_problem,
+    pod_condition,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import match_label_selector
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import update_strategy
@@ -113,10 +114,8 @@ def _after_or_zero(first, second):
 
 
 def _ready_time(pod):
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready" and condition.get("status") == "True":
-            return _parse_time(condition.get("lastTransitionTime"))
-    return None
+    """When the Ready condition became true (called for ready pods only)."""
+    return _parse_time((pod_condition(pod, "Ready") or {}).get("lastTransitionTime"))
 
 
 def _max_restarts(pod):

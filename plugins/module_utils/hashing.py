@@ -22,9 +22,8 @@ __metaclass__ = type
 
 import hashlib
 import json
-import math
-import re
-from fractions import Fraction
+
+from ansible_collections.meshops.sidecarset.plugins.module_utils.resources import QuantityError, canonical, parse_quantity
 
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -130,7 +129,6 @@ STRUCTS = {
 STRUCTS["SidecarContainer"] = STRUCTS["Container"] + STRUCTS["SidecarExtras"]
 
 CONTAINER_FIELDS = tuple(f[0] for f in STRUCTS["Container"])
-SIDECAR_EXTRA_FIELDS = tuple(f[0] for f in STRUCTS["SidecarExtras"])
 
 
 def safe_encode_string(text):
@@ -140,74 +138,32 @@ def safe_encode_string(text):
 
 # ---------------------------------------------------------------- quantities
 
-_QTY_RE = re.compile(r"^([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$")
-_BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
-_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-_DECIMAL_SUFFIX = {v: k for k, v in _DECIMAL.items()}
-_BINARY_SUFFIX = {v: k for k, v in _BINARY.items()}
-
 
 def canonical_quantity(value):
-    """Render a resource quantity like Go's ``Quantity.String()`` after ``RoundUp(milli)``.
-
-    Unparseable input is returned unchanged (as a string) so that the validator can report it.
+    """Render a resource quantity like Go's ``Quantity.String()`` after ``RoundUp(milli)`` (``resources.parse_quantity``
+    and ``resources.canonical``). Unparseable input is returned unchanged (as a string) so that the validator can
+    report it.
     """
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
+    if isinstance(value, int):  # bool included: str(True)
         return str(value)
     text = str(value).strip()
-    match = _QTY_RE.match(text)
-    if not match:
+    try:
+        quantity = parse_quantity(text)
+    except QuantityError:
         return text
-    number, suffix = match.group(1), match.group(2) or ""
-    amount = Fraction(number)
-    if suffix in _BINARY:
-        fmt = "binary"
-        amount *= 2 ** _BINARY[suffix]
-    elif suffix[:1] in ("e", "E"):
-        fmt = "exponent"
-        amount *= Fraction(10) ** int(suffix[1:])
-    else:
-        fmt = "decimal"
-        amount *= Fraction(10) ** _DECIMAL[suffix]
-    # RoundUp to milli scale (away from zero)
-    milli = amount * 1000
-    if milli.denominator != 1:
-        milli = Fraction(math.ceil(milli) if milli > 0 else math.floor(milli))
-    amount = milli / 1000
-    if amount == 0:
-        return "0"
-    if fmt == "binary" and (-1024 < amount < 1024 or amount.denominator != 1):
-        fmt = "decimal"
-    if fmt == "binary":
-        mantissa, exponent = int(amount), 0
-        while mantissa % 1024 == 0 and exponent < 60:
-            mantissa //= 1024
-            exponent += 10
-        return "%d%s" % (mantissa, _BINARY_SUFFIX[exponent])
-    mantissa, exponent = int(milli), -3
-    while mantissa % 10 == 0:
-        mantissa //= 10
-        exponent += 1
-    shift = exponent % 3
-    mantissa *= 10 ** shift
-    exponent -= shift
-    if fmt == "exponent":
-        return "%d%s" % (mantissa, ("e%d" % exponent) if exponent else "")
-    if exponent in _DECIMAL_SUFFIX:
-        return "%d%s" % (mantissa, _DECIMAL_SUFFIX[exponent])
-    return "%de%d" % (mantissa, exponent)
+    quantity.set_milli(quantity.milli_value())
+    return canonical(quantity)
 
 
 # ---------------------------------------------------------------- Go JSON
 
 
-def _any(value):
+def go_sorted(value):
+    """JSON-like data with every map's keys sorted as strings (Go marshals ``map[string]...`` that way)."""
     if isinstance(value, dict):
-        return {str(k): _any(value[k]) for k in sorted(value, key=str)}
+        return {str(k): go_sorted(value[k]) for k in sorted(value, key=str)}
     if isinstance(value, list):
-        return [_any(v) for v in value]
+        return [go_sorted(v) for v in value]
     return value
 
 
@@ -257,7 +213,7 @@ def _encode_struct(value, type_name):
             out[name] = 0 if field is None else field
         else:
             if field is not None:
-                out[name] = _any(field)
+                out[name] = go_sorted(field)
     return out
 
 

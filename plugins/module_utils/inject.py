@@ -69,6 +69,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors impor
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
     AFTER,
     BEFORE,
+    FIELD_REF_RE,
     clone,
     empty_image,
     get_hash,
@@ -80,7 +81,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset impo
 from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import format_timestamp
 
 _SUBPATH_ENV_RE = re.compile(r"\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
-_FIELD_REF_RE = re.compile(r"^metadata\.(annotations|labels)\['([^']*)'\]$")
 _IS_INJECTED_ENV = {"name": ENV_IS_INJECTED, "value": "true"}
 
 
@@ -109,14 +109,9 @@ def to_plain(value):
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
+    for kind in (bool, str, int, float):  # bool before int: True stays a bool
+        if isinstance(value, kind):
+            return kind(value)
     return value
 
 
@@ -139,6 +134,14 @@ class _Frozen(object):
         if self.blob is not None:
             return marshal.loads(self.blob)
         return clone(self.value)
+
+
+def _append_new(out, items, key, seen):
+    """Append to ``out`` the ``items`` whose ``key`` is not in ``seen`` yet (the first of a name or path wins)."""
+    for item in items:
+        if item.get(key) not in seen:
+            seen.add(item.get(key))
+            out.append(item)
 
 
 class _Sidecar(object):
@@ -191,33 +194,18 @@ class _Sidecar(object):
         if self.static is not None:
             return self.static.get()
         extra_env = []
-        env_names = set()
         base = self.parts[0][0].get()
-        env_names.update(e.get("name") for e in base["env"])
+        env_names = {e.get("name") for e in base["env"]}
         if self.transfer:
-            for var in context.transfer_envs(self.transfer):
-                if var.get("name") not in env_names:
-                    env_names.add(var.get("name"))
-                    extra_env.append(var)
+            _append_new(extra_env, context.transfer_envs(self.transfer), "name", env_names)
         extra_mounts = []
         if self.share_mounts:
             mounts, subpath_env = context.shared_mounts()
-            used = set(self.own_mount_paths)
-            for mount in mounts:
-                if mount.get("mountPath") not in used:
-                    used.add(mount.get("mountPath"))
-                    extra_mounts.append(mount)
-            for var in subpath_env:
-                if var.get("name") not in env_names:
-                    env_names.add(var.get("name"))
-                    extra_env.append(var)
+            _append_new(extra_mounts, mounts, "mountPath", set(self.own_mount_paths))
+            _append_new(extra_env, subpath_env, "name", env_names)
         extra_devices = []
         if self.share_devices:
-            used = set(self.own_mount_paths)
-            for device in context.shared_devices():
-                if device.get("devicePath") not in used:
-                    used.add(device.get("devicePath"))
-                    extra_devices.append(device)
+            _append_new(extra_devices, context.shared_devices(), "devicePath", set(self.own_mount_paths))
         resources = None
         if self.resources_policy:
             # applyResourcesPolicy: computed before the HotUpgrade split, so both twins get the same resources
@@ -434,7 +422,7 @@ class _Context(object):
             source = entry.get("sourceContainerName")
             field_ref = (entry.get("sourceContainerNameFrom") or {}).get("fieldRef")
             if field_ref:
-                match = _FIELD_REF_RE.match(field_ref.get("fieldPath") or "")
+                match = FIELD_REF_RE.match(field_ref.get("fieldPath") or "")
                 if not match:
                     continue
                 values = self.metadata.get(match.group(1)) or {}
@@ -773,25 +761,23 @@ def _write_annotations(new_annotations, annotations, matched, removing, old_hash
     """Write the hash, hash-without-image, injected-list, working and version annotations (as ``sidecarset.go`` does)."""
     fresh = not old_hash and not removing and not old_list and not annotations.get(POD_HASH_WITHOUT_IMAGE)
     working = read_working(annotations) if annotations.get(WORKING_HOTUPGRADE_CONTAINER) else {}
-    if fresh and not working:
-        key = tuple(c.name for c in matched)
-        cached = _FRESH_WORKING.get(key)
-        if cached is None:
-            cached = write_working({s.name: hot_upgrade_names(s.name)[0] for c in matched for s in c.hot})
-            if len(_FRESH_WORKING) > 256:
-                _FRESH_WORKING.clear()
-            _FRESH_WORKING[key] = cached
-        new_annotations[POD_HASH] = "{%s}" % ",".join(c.entry_json(timestamp, False) for c in matched)
-        new_annotations[POD_HASH_WITHOUT_IMAGE] = "{%s}" % ",".join(c.entry_json(timestamp, True) for c in matched)
-        new_annotations[INJECTED_LIST] = ",".join(c.name for c in matched)
-        if cached != "{}":
-            new_annotations[WORKING_HOTUPGRADE_CONTAINER] = cached
-        for compiled in matched:
-            new_annotations.update(compiled.fresh_versions)
-        return
     if fresh:
         new_annotations[POD_HASH] = "{%s}" % ",".join(c.entry_json(timestamp, False) for c in matched)
         new_annotations[POD_HASH_WITHOUT_IMAGE] = "{%s}" % ",".join(c.entry_json(timestamp, True) for c in matched)
+        if not working:
+            key = tuple(c.name for c in matched)
+            cached = _FRESH_WORKING.get(key)
+            if cached is None:
+                cached = write_working({s.name: hot_upgrade_names(s.name)[0] for c in matched for s in c.hot})
+                if len(_FRESH_WORKING) > 256:
+                    _FRESH_WORKING.clear()
+                _FRESH_WORKING[key] = cached
+            new_annotations[INJECTED_LIST] = ",".join(c.name for c in matched)
+            if cached != "{}":
+                new_annotations[WORKING_HOTUPGRADE_CONTAINER] = cached
+            for compiled in matched:
+                new_annotations.update(compiled.fresh_versions)
+            return
     else:
         old_wo = read_hash_entries(annotations, POD_HASH_WITHOUT_IMAGE) if annotations.get(POD_HASH_WITHOUT_IMAGE) else {}
         hash_entries = dict(old_hash)
@@ -813,14 +799,10 @@ def _write_annotations(new_annotations, annotations, matched, removing, old_hash
     current_twins = set()
     versions = {}
     for compiled in matched:
+        versions.update(compiled.fresh_versions)
         for sidecar in compiled.hot:
-            first, second = hot_upgrade_names(sidecar.name)
-            working[sidecar.name] = first
-            current_twins.update((first, second))
-            versions[version_key(first)] = "1"
-            versions[version_alt_key(first)] = "0"
-            versions[version_key(second)] = "0"
-            versions[version_alt_key(second)] = "1"
+            working[sidecar.name] = hot_upgrade_names(sidecar.name)[0]
+            current_twins.update(hot_upgrade_names(sidecar.name))
     for twin in stale_twins - current_twins:
         new_annotations.pop(version_key(twin), None)
         new_annotations.pop(version_alt_key(twin), None)

@@ -8,7 +8,8 @@ table, so a kind's API version is written once. Versions are the GA ones every s
 serves; ``batch/v1beta1`` CronJobs were removed in 1.25.
 
 * ``WORKLOAD_KINDS``: the kinds online injection lists and rewrites, in the order it visits them.
-* ``kind_info(kind)``: the ``Kind`` row of any kind that has a pod template (``Pod`` has the empty path), or ``None``.
+* ``kind_info(kind)``: the ``Kind`` row of any kind that has a pod template (``Pod`` has the empty path), or ``None``;
+  ``pod_template(obj)`` walks its path.
 * ``update_strategy(obj)``: the type of a workload's update strategy, with the API server's default applied.
 * ``pods_kept_on_template_change(obj)``: whether a change of the workload's pod template leaves its running pods
   alone (``updateStrategy: OnDelete``) or makes its controller recreate them, with the reason in one sentence.
@@ -46,6 +47,14 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job",
 def kind_info(kind):
     """Return the ``Kind`` row of ``kind`` or ``None`` when it is not a kind with a pod template."""
     return _KINDS.get(kind)
+
+
+def pod_template(obj):
+    """The pod template of a workload object (the object itself for a Pod or an unknown kind), ``{}`` when missing."""
+    node = obj
+    for key in getattr(_KINDS.get((obj or {}).get("kind")), "template_path", ()):
+        node = (node or {}).get(key)
+    return node or {}
 
 
 def api_prefix(kind):

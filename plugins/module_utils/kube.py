@@ -42,7 +42,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import WO
 from ansible_collections.meshops.sidecarset.plugins.module_utils.transport import TRANSPORT_ERRORS, unreachable_message
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
-MERGE_PATCH = "application/merge-patch+json"
 
 
 class KubeError(Exception):
@@ -72,6 +71,11 @@ def _api_error(status, raw):
         return KubeError(status, body.get("message") or raw, body.get("reason"))
     except (ValueError, AttributeError, TypeError):
         return KubeError(status, raw if isinstance(raw, str) else (raw or b"").decode("utf-8", "replace"))
+
+
+def _named(path, name):
+    """The path of the object ``name`` in the collection ``path`` (the collection itself without a name)."""
+    return path + "/" + quote(name, safe="") if name else path
 
 
 class KubeClient:
@@ -132,8 +136,7 @@ class KubeClient:
     # pods ------------------------------------------------------------------------------------
     @staticmethod
     def pod_path(namespace, name=None):
-        path = "/api/v1/namespaces/%s/pods" % quote(namespace, safe="")
-        return path + "/" + quote(name, safe="") if name else path
+        return _named("/api/v1/namespaces/%s/pods" % quote(namespace, safe=""), name)
 
     def list_pods(self, namespace=None, label_selector=None, field_selector=None, from_cache=False):
         """Return ``(pods, resourceVersion)``; ``namespace=None`` lists every namespace.
@@ -158,9 +161,13 @@ class KubeClient:
         return self.request("PATCH", self.pod_path(namespace, name), body=body, content_type=content_type, verb="patch")
 
     # namespaces ------------------------------------------------------------------------------
-    def list_namespaces(self, label_selector=None):
+    def _items(self, path, label_selector=None):
+        """The ``items`` of a LIST of ``path``."""
         query = [("labelSelector", label_selector)] if label_selector else []
-        return self.request("GET", "/api/v1/namespaces", query=query, verb="list").get("items") or []
+        return self.request("GET", path, query=query, verb="list").get("items") or []
+
+    def list_namespaces(self, label_selector=None):
+        return self._items("/api/v1/namespaces", label_selector)
 
     def get_namespace(self, name):
         return self.request("GET", "/api/v1/namespaces/" + quote(name, safe=""), verb="get")
@@ -171,12 +178,10 @@ class KubeClient:
         if kind not in WORKLOAD_KINDS:
             raise KubeError(0, "unsupported workload kind %r (supported: %s)" % (kind, ", ".join(WORKLOAD_KINDS)))
         prefix, plural = api_prefix(kind), kind_info(kind).plural
-        path = "%s/namespaces/%s/%s" % (prefix, quote(namespace, safe=""), plural)
-        return path + "/" + quote(name, safe="") if name else path
+        return _named("%s/namespaces/%s/%s" % (prefix, quote(namespace, safe=""), plural), name)
 
     def list_workloads(self, kind, namespace, label_selector=None):
-        query = [("labelSelector", label_selector)] if label_selector else []
-        return self.request("GET", self.workload_path(kind, namespace), query=query, verb="list").get("items") or []
+        return self._items(self.workload_path(kind, namespace), label_selector)
 
     def get_workload(self, kind, namespace, name):
         return self.request("GET", self.workload_path(kind, namespace, name), verb="get")
@@ -188,12 +193,10 @@ class KubeClient:
     # controllerrevisions (SidecarSet history, revisions.py) ---------------------------------
     @staticmethod
     def revision_path(namespace, name=None):
-        path = "/apis/apps/v1/namespaces/%s/controllerrevisions" % quote(namespace, safe="")
-        return path + "/" + quote(name, safe="") if name else path
+        return _named("/apis/apps/v1/namespaces/%s/controllerrevisions" % quote(namespace, safe=""), name)
 
     def list_controller_revisions(self, namespace, label_selector=None):
-        query = [("labelSelector", label_selector)] if label_selector else []
-        return self.request("GET", self.revision_path(namespace), query=query, verb="list").get("items") or []
+        return self._items(self.revision_path(namespace), label_selector)
 
     def create_controller_revision(self, namespace, body):
         return self.request("POST", self.revision_path(namespace), body=body, verb="create")
@@ -201,7 +204,6 @@ class KubeClient:
     def replace_controller_revision(self, namespace, name, body):
         return self.request("PUT", self.revision_path(namespace, name), body=body, verb="update")
 
-    # events ----------------------------------------------------------------------------------
     # watch -----------------------------------------------------------------------------------
     def watch_pods(self, namespace, resource_version, label_selector=None, timeout_seconds=60):
         """Yield ``(type, object)`` watch events until the server closes the stream."""

@@ -226,20 +226,13 @@ def inject_manifest(doc, sidecarsets, namespace_labels=None, now=None):
         if names:
             return doc, "unchanged", "already up to date with SidecarSet(s) %s" % ", ".join(names)
         return doc, "skipped", "no SidecarSet matches labels %s in namespace %s" % (_labels_text(labels), namespace)
-    if path:
-        new_doc = dict(doc)
-        node = new_doc
+    new_doc = new_template = dict(template, metadata=new_pod["metadata"], spec=new_pod["spec"])
+    if path:  # copy the nodes on the way to the template (a Pod is its own template)
+        new_doc = node = dict(doc)
         for key in path[:-1]:
             node[key] = dict(node[key])
             node = node[key]
-        new_template = dict(template)
-        new_template["metadata"] = new_pod["metadata"]
-        new_template["spec"] = new_pod["spec"]
         node[path[-1]] = new_template
-    else:
-        new_doc = dict(doc)
-        new_doc["metadata"] = new_pod["metadata"]
-        new_doc["spec"] = new_pod["spec"]
     if names:
         return new_doc, "injected", "injected SidecarSet(s) %s" % ", ".join(names)
     return new_doc, "injected", "removed SidecarSet(s) that no longer match labels %s" % _labels_text(labels)

@@ -20,9 +20,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import WORKLOAD_KINDS, kind_info, pods_kept_on_template_change
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import WORKLOAD_KINDS, kind_info, pod_template, pods_kept_on_template_change
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest, pod_template_path
+from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import inject_manifest
 
 
 def parse_workload_ref(ref):
@@ -37,13 +37,6 @@ def parse_workload_ref(ref):
     if not matches or not name:
         raise ValueError("workloads: %r: kind must be one of %s" % (ref, ", ".join(WORKLOAD_KINDS)))
     return matches[0], name
-
-
-def _template(obj):
-    node = obj
-    for key in pod_template_path(obj.get("kind")) or []:
-        node = (node or {}).get(key)
-    return node or {}
 
 
 ONLY_ON_DELETE_NOTE = "only_on_delete writes only StatefulSets and DaemonSets with updateStrategy OnDelete"
@@ -61,14 +54,14 @@ def inject_one(client, sidecarsets, obj, namespace_labels, retries=5, only_on_de
         new_obj, status, reason = inject_manifest(obj, sidecarsets, namespace_labels={namespace: namespace_labels})
         kept, why = pods_kept_on_template_change(obj)
         if status != "injected":
-            return status, reason, _template(obj), _template(obj), kept
+            return status, reason, pod_template(obj), pod_template(obj), kept
         if only_on_delete and not kept:
-            return "skipped", "%s; %s" % (why, ONLY_ON_DELETE_NOTE), _template(obj), _template(obj), kept
+            return "skipped", "%s; %s" % (why, ONLY_ON_DELETE_NOTE), pod_template(obj), pod_template(obj), kept
         if only_on_delete:
             reason = "%s (%s)" % (reason, why)
         try:
             client.replace_workload(kind, namespace, name, new_obj)
-            return status, reason, _template(obj), _template(new_obj), kept
+            return status, reason, pod_template(obj), pod_template(new_obj), kept
         except KubeError as exc:
             if exc.status != 409 or attempt == retries:
                 raise

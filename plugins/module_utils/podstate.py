@@ -34,6 +34,7 @@ import re
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import (
     INPLACE_UPDATE_STATE,
+    POD_HASH,
     POD_HASH_WITHOUT_IMAGE,
     dumps,
     hot_upgrade_names,
@@ -265,7 +266,8 @@ def is_container_ready(pod, name):
 # Pod level predicates
 # ---------------------------------------------------------------------------------------------------------
 
-def _condition(pod, condition_type):
+def pod_condition(pod, condition_type):
+    """The pod's first ``status.conditions`` entry of ``condition_type``, or ``None``."""
     for condition in ((pod or {}).get("status") or {}).get("conditions") or []:
         if condition.get("type") == condition_type:
             return condition
@@ -274,7 +276,7 @@ def _condition(pod, condition_type):
 
 def is_pod_ready_condition(pod):
     """``podutil.IsPodReady``: the Ready condition is True."""
-    condition = _condition(pod, "Ready")
+    condition = pod_condition(pod, "Ready")
     return bool(condition and condition.get("status") == "True")
 
 
@@ -307,11 +309,17 @@ def is_pod_updated(pod, sidecarset):
 
     A malformed pod hash annotation counts as not updated.
     """
-    try:
-        recorded = pod_hash(pod_annotations(pod), sidecarset_name(sidecarset))
-    except AnnotationError:
-        return False
+    recorded = recorded_hash(pod_annotations(pod), sidecarset_name(sidecarset))
     return recorded is not None and recorded == get_hash(sidecarset)
+
+
+def recorded_hash(annotations, name, key=POD_HASH):
+    """The hash a pod (or template) records for SidecarSet ``name`` in annotation ``key``; ``None`` when absent or
+    malformed."""
+    try:
+        return pod_hash(annotations or {}, name, key=key)
+    except AnnotationError:
+        return None
 
 
 def is_pod_injected(pod, sidecarset):
@@ -357,13 +365,6 @@ def is_pod_matching(pod, sidecarset):
     return not matching_problem(pod, sidecarset)
 
 
-def _pod_hash_without_image(pod, sidecarset):
-    try:
-        return pod_hash(pod_annotations(pod), sidecarset_name(sidecarset), key=POD_HASH_WITHOUT_IMAGE)
-    except AnnotationError:
-        return None
-
-
 def empty_image_problem(pod, sidecarset):
     """Return why the twins of a hot sidecar do not fit the SidecarSet's empty image, or ``""``.
 
@@ -398,7 +399,7 @@ def not_upgradable_reason(pod, sidecarset):
     problem = matching_problem(pod, sidecarset)
     if problem:
         return problem
-    recorded = _pod_hash_without_image(pod, sidecarset)
+    recorded = recorded_hash(pod_annotations(pod), sidecarset_name(sidecarset), POD_HASH_WITHOUT_IMAGE)
     wanted = get_hash_without_image(sidecarset)
     if recorded != wanted:
         return "hash-without-image differs (pod %s, SidecarSet %s): a non-image field changed" % (recorded, wanted)
@@ -433,17 +434,11 @@ def _quoted_images(message):
 
 
 def container_failure(pod, name):
-    """Return why container ``name`` is failing, or ``""``.
+    """Return why container ``name`` is failing, or ``""`` (the rules: module docstring, ``failed``).
 
-    Failing means: ``state.waiting.reason`` is one of ``PULL_FAILURE_REASONS`` and its message quotes the spec
-    image (kubelet reports the previous instance's image and imageID while the new image cannot be pulled;
-    a message quoting only other images is a stale failure of an image written before), or without a quoted
-    image in the message, the status describes the spec image; or, when the status
-    describes the spec image (a status of the previous image never counts otherwise), the waiting reason is
-    one of ``FAILED_WAITING_REASONS``; or the container is not ready
-    and ``restartCount > baseline + 1`` where baseline is the count recorded in ``RESTART_BASELINE`` when we
-    changed its image (kubelet's own restart to apply the image accounts for the ``+ 1``). Without a recorded
-    baseline only the waiting reason is used.
+    A pull failure counts when its message quotes the spec image, or quotes none and the status describes the spec
+    image (kubelet keeps reporting the previous instance while a new image cannot be pulled); any other failure
+    counts only when the status describes the spec image.
     """
     status = container_status(pod, name)
     if status is None:
@@ -506,12 +501,10 @@ def replaced_instances(pod, targets):
 def rollback_pending(pod, sidecarset, replaced=None):
     """Why a rolled-back pod is not back to serving on its old twins yet, or ``""`` once it is.
 
-    After ``plan_rollback`` the rolled-back twin must run the empty image again (``state.running`` with the
-    spec image: a status still waiting on a failed pull, or naming the broken image, is the old instance) and
-    the twin that kept serving must be ready, and the status must describe the current spec (``kubelet_lag``).
-    ``replaced`` (``replaced_instances`` of the pod the rollback was
-    computed from) names the instances kubelet had to replace: a twin listed there must show another
-    containerID (kubelet may report the spec image before it has stopped the old instance).
+    The status must describe the current spec (``kubelet_lag``), each rolled-back twin must be running its spec
+    (empty) image again, with another containerID than in ``replaced`` (``replaced_instances`` of the pod the
+    rollback was computed from: kubelet may report the spec image before it has stopped the old instance), and the
+    twin that kept serving must be ready.
     """
     lag = kubelet_lag(pod)
     if lag:

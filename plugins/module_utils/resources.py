@@ -408,13 +408,7 @@ class _Calculator(object):
             return value
         if kind == "-":
             value = self._factor()
-            if value is None:
-                return None
-            if value.is_quantity:
-                negated = value.quantity.copy()
-                negated.neg()
-                return Value(quantity=negated)
-            return Value(number=-value.number)
+            return None if value is None else self._negate(value)
         raise _SyntaxError(col)
 
     # --- semantics -----------------------------------------------------------------------------------------
@@ -442,16 +436,20 @@ class _Calculator(object):
             return Value(quantity=result)
         return Value(number=left.number + right.number)
 
+    @staticmethod
+    def _negate(value):
+        if value.is_quantity:
+            negated = value.quantity.copy()
+            negated.neg()
+            return Value(quantity=negated)
+        return Value(number=-value.number)
+
     def _sub(self, left, right):
         if left is None or right is None:
             return None
         if left.is_quantity or right.is_quantity:
-            result = self._to_quantity(left)
-            negated = self._to_quantity(right)
-            negated.neg()
-            result.add(negated)
-            return Value(quantity=result)
-        return Value(number=left.number - right.number)
+            right = Value(quantity=self._to_quantity(right))  # a number becomes milli units before the sign flips
+        return self._add(left, self._negate(right))
 
     def _mul(self, left, right):
         if left is None or right is None:
@@ -547,7 +545,6 @@ def compile_regex(pattern):
 
 
 _EXPR_KEYS = ("cpu", "memory")
-POLICY_FIELDS = ("targetContainersMode", "targetContainersNameRegex", "resourcesExpr")
 DEFAULT_NAME_REGEX = ".*"
 
 
@@ -629,37 +626,29 @@ def _resource_of(container, part, name):
     return parse_quantity(text)
 
 
+def _sum(quantities):
+    total = Quantity(0, DECIMAL_SI)
+    for quantity in quantities:
+        total.add(quantity)
+    return total
+
+
+def _largest(quantities):
+    return max(quantities, key=lambda quantity: quantity.value, default=None)  # the first of the largest
+
+
 def aggregate(targets, mode):
     """``aggregateResources``: ({name: Quantity} limits, {name: Quantity} requests) of the target containers; a
     limit is present only when every target has it; a missing request counts as 0 (and a zero sum is absent)."""
     limits, requests = {}, {}
+    pick = _sum if mode == "sum" else _largest
     for name in ("cpu", "memory"):
         limit_values = [_resource_of(c, "limits", name) for c in targets]
-        request_values = [q for q in (_resource_of(c, "requests", name) for c in targets) if q is not None]
-        if mode == "sum":
-            if all(q is not None for q in limit_values):
-                total = Quantity(0, DECIMAL_SI)
-                for quantity in limit_values:
-                    total.add(quantity)
-                limits[name] = total
-            total = Quantity(0, DECIMAL_SI)
-            for quantity in request_values:
-                total.add(quantity)
-            if not total.is_zero():
-                requests[name] = total
-        else:
-            if limit_values and all(q is not None for q in limit_values):
-                best = None
-                for quantity in limit_values:
-                    if best is None or quantity.cmp(best) > 0:
-                        best = quantity
-                limits[name] = best
-            best = None
-            for quantity in request_values:
-                if best is None or quantity.cmp(best) > 0:
-                    best = quantity
-            if best is not None:
-                requests[name] = best
+        request = pick([q for q in (_resource_of(c, "requests", name) for c in targets) if q is not None])
+        if (mode == "sum" or limit_values) and all(q is not None for q in limit_values):
+            limits[name] = pick(limit_values)
+        if request is not None and (mode != "sum" or not request.is_zero()):
+            requests[name] = request
     return limits, requests
 
 
@@ -692,18 +681,9 @@ def target_containers(pod_spec, regex, excluded_names):
     """``getTargetContainers``: native-sidecar init containers, then containers, whose names match ``regex``
     (unanchored) and are not in ``excluded_names``."""
     pattern = compile_regex(regex)
-    out = []
-    for container in pod_spec.get("initContainers") or ():
-        if container.get("name") in excluded_names or container.get("restartPolicy") != "Always":
-            continue
-        if pattern.search(container.get("name") or ""):
-            out.append(container)
-    for container in pod_spec.get("containers") or ():
-        if container.get("name") in excluded_names:
-            continue
-        if pattern.search(container.get("name") or ""):
-            out.append(container)
-    return out
+    native = [c for c in pod_spec.get("initContainers") or () if c.get("restartPolicy") == "Always"]
+    return [c for c in native + list(pod_spec.get("containers") or ())
+            if c.get("name") not in excluded_names and pattern.search(c.get("name") or "")]
 
 
 def compute_resources(policy, targets):

@@ -43,6 +43,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import S
 from ansible_collections.meshops.sidecarset.plugins.module_utils.hashing import (
     _encode_struct,
     go_dumps,
+    go_sorted,
     safe_encode_string,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import match_label_selector
@@ -56,14 +57,6 @@ DEFAULT_NAMESPACE = "kruise-system"
 HISTORY_KEY = "_meshopsHistory"
 
 
-def _sorted(value):
-    if isinstance(value, dict):
-        return {k: _sorted(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted(v) for v in value]
-    return value
-
-
 def revision_data(sidecarset):
     """The ``data`` bytes of the ControllerRevision of a normalised SidecarSet's current spec."""
     spec = (sidecarset or {}).get("spec") or {}
@@ -75,7 +68,7 @@ def revision_data(sidecarset):
         elif not value:
             value = None  # Go's omitempty on the typed spec, then a missing key is null
         out[key] = value
-    return go_dumps(_sorted({"spec": out})).encode("utf-8")
+    return go_dumps(go_sorted({"spec": out})).encode("utf-8")
 
 
 def fnv32(data):
@@ -127,7 +120,7 @@ def _data_bytes(revision):
         return bytes(data)
     if isinstance(data, str):
         return data.encode("utf-8")
-    return go_dumps(_sorted(data)).encode("utf-8")
+    return go_dumps(go_sorted(data)).encode("utf-8")
 
 
 def owned_revisions(revisions, sidecarset_name):

@@ -27,6 +27,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import json
 import os
 import tempfile
@@ -44,11 +45,7 @@ GATE_FAILED_REASON = "health check failed; not reset (the new sidecar serves, th
 
 
 def _phase_counts(records):
-    counts = {}
-    for record in records:
-        phase = record.get("phase")
-        counts[phase] = counts.get(phase, 0) + 1
-    return counts
+    return dict(collections.Counter(record.get("phase") for record in records))
 
 
 def batch_records(upgraded, resets=None, gate_failed=None, cluster="default", batch=1):

@@ -66,7 +66,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors impor
     validate_qualified_name,
 )
 
-GROUP = "apps.kruise.io"
 V1ALPHA1 = "apps.kruise.io/v1alpha1"
 V1BETA1 = "apps.kruise.io/v1beta1"
 KIND = "SidecarSet"
@@ -98,7 +97,7 @@ _SIDECARSET_NAME_RE = re.compile(r"^[a-zA-Z0-9\-]+$")
 _DNS1123_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _PERCENT_RE = re.compile(r"^[0-9]+%$")
-_FIELD_REF_RE = re.compile(r"^metadata\.(annotations|labels)\['([^']*)'\]$")
+FIELD_REF_RE = re.compile(r"^metadata\.(annotations|labels)\['([^']*)'\]$")
 _ENV_NAME_RE = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 MAX_DEPTH = 100  # Kubernetes objects nest ~20 levels; the recursive helpers stay far from Python's limit
 MAX_VALUES = 1000000  # values of one document, aliases counted as often as they are used (a bomb expands)
@@ -580,6 +579,10 @@ def _check_int_or_percent(value, path, errors):
         errors.append((path, "%r must be a non-negative integer or a percentage like '10%%'" % value))
 
 
+def _unknown_fields(value, fields, path, errors):
+    errors.extend(("%s.%s" % (path, key), "unknown field") for key in value if key not in fields)
+
+
 def _is_zero_int_or_percent(value):
     return value in (None, 0, "0%", "0")
 
@@ -663,7 +666,7 @@ def _validate_transfer_env(container, path, errors):
             if field_ref.get("apiVersion") != "v1":
                 errors.append(("%s.apiVersion" % fpath, "must be v1, got %r" % field_ref.get("apiVersion")))
             field_path = field_ref.get("fieldPath")
-            match = _FIELD_REF_RE.match(field_path) if isinstance(field_path, str) else None
+            match = FIELD_REF_RE.match(field_path) if isinstance(field_path, str) else None
             if not match:
                 errors.append(("%s.fieldPath" % fpath, "%r: field label not supported (only "
                                "metadata.annotations['<key>'] and metadata.labels['<key>'])" % (field_path,)))
@@ -740,9 +743,7 @@ def _validate_update_strategy(spec, init_containers, errors):
     if not isinstance(strategy, dict):
         errors.append(("spec.updateStrategy", "must be a mapping"))
         return
-    for key in strategy:
-        if key not in UPDATE_STRATEGY_FIELDS:
-            errors.append(("spec.updateStrategy.%s" % key, "unknown field"))
+    _unknown_fields(strategy, UPDATE_STRATEGY_FIELDS, "spec.updateStrategy", errors)
     strategy_type = strategy.get("type")
     if strategy_type not in ("RollingUpdate", "NotUpdate"):
         errors.append(("spec.updateStrategy.type", "%r must be RollingUpdate or NotUpdate" % (strategy_type,)))
@@ -776,9 +777,7 @@ def _validate_priority(priority, errors):
     if not isinstance(priority, dict):
         errors.append((path, "must be a mapping"))
         return
-    for key in priority:
-        if key not in ("weightPriority", "orderPriority"):
-            errors.append(("%s.%s" % (path, key), "unknown field"))
+    _unknown_fields(priority, ("weightPriority", "orderPriority"), path, errors)
     if priority.get("weightPriority") and priority.get("orderPriority"):
         errors.append((path, "weightPriority and orderPriority cannot both be set"))
     for index, term in enumerate(_items(priority.get("weightPriority"))):
@@ -833,9 +832,7 @@ def _validate_patch_metadata(spec, errors):
         if not isinstance(patch, dict):
             errors.append((path, "must be a mapping"))
             continue
-        for key in patch:
-            if key not in PATCH_FIELDS:
-                errors.append(("%s.%s" % (path, key), "unknown field"))
+        _unknown_fields(patch, PATCH_FIELDS, path, errors)
         annotations = patch.get("annotations")
         policy = patch.get("patchPolicy")
         if policy not in PATCH_POLICIES:
@@ -866,9 +863,7 @@ def _validate_injection_strategy(spec, errors):
     if not isinstance(injection, dict):
         errors.append(("spec.injectionStrategy", "must be a mapping"))
         return
-    for key in injection:
-        if key not in INJECTION_STRATEGY_FIELDS:
-            errors.append(("spec.injectionStrategy.%s" % key, "unknown field"))
+    _unknown_fields(injection, INJECTION_STRATEGY_FIELDS, "spec.injectionStrategy", errors)
     if injection.get("paused") is not None and not isinstance(injection.get("paused"), bool):
         errors.append(("spec.injectionStrategy.paused", "must be a boolean"))
     revision = injection.get("revision")
@@ -876,9 +871,7 @@ def _validate_injection_strategy(spec, errors):
         if not isinstance(revision, dict):
             errors.append(("spec.injectionStrategy.revision", "must be a mapping"))
             return
-        for key in revision:
-            if key not in REVISION_FIELDS:
-                errors.append(("spec.injectionStrategy.revision.%s" % key, "unknown field"))
+        _unknown_fields(revision, REVISION_FIELDS, "spec.injectionStrategy.revision", errors)
         if not revision.get("revisionName") and not revision.get("customVersion"):
             errors.append(("spec.injectionStrategy.revision", "revisionName or customVersion is required"))
         if revision.get("policy") not in ("Always", "Partial"):

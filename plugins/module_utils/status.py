@@ -15,16 +15,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import (
-    POD_HASH,
-    hot_upgrade_names,
-    pod_hash,
-    version_alt_key,
-    version_key,
-)
+from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import hot_upgrade_names, version_alt_key, version_key
 from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import assess
-from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError
-from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import kind_info
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import pod_template
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import (
     container_image,
     is_pod_matching,
@@ -32,6 +25,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import
     is_pod_state_consistent,
     is_pod_updated,
     pod_annotations,
+    recorded_hash,
     working_and_empty,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
@@ -125,13 +119,6 @@ def workload_of(pod):
     return owner
 
 
-def _recorded_hash(annotations, name):
-    try:
-        return pod_hash(annotations or {}, name, key=POD_HASH)
-    except AnnotationError:
-        return None
-
-
 def template_drift(workloads, pods, sidecarset):
     """``{"workloads": [...], "pods": [...]}``: the workloads (``kind``, ``name``, ``namespace``,
     ``template_hash``, ``hash``) whose template records another hash of this SidecarSet than its current one, and
@@ -145,10 +132,7 @@ def template_drift(workloads, pods, sidecarset):
         meta = obj.get("metadata") or {}
         if any(r.get("controller") for r in meta.get("ownerReferences") or []):
             continue
-        node = obj
-        for key in (kind_info(obj.get("kind")).template_path if kind_info(obj.get("kind")) else None) or []:
-            node = (node or {}).get(key)
-        recorded = _recorded_hash(((node or {}).get("metadata") or {}).get("annotations"), name)
+        recorded = recorded_hash((pod_template(obj).get("metadata") or {}).get("annotations"), name)
         if recorded is None or recorded == current:
             continue
         drifted[(meta.get("namespace"), obj.get("kind"), meta.get("name"))] = {
@@ -159,7 +143,7 @@ def template_drift(workloads, pods, sidecarset):
         meta = pod.get("metadata") or {}
         owner = workload_of(pod)
         entry = drifted.get((meta.get("namespace"), owner.get("kind"), owner.get("name")))
-        if entry and _recorded_hash(meta.get("annotations"), name) == entry["template_hash"]:
+        if entry and recorded_hash(meta.get("annotations"), name) == entry["template_hash"]:
             created.append({"name": meta.get("name"), "namespace": meta.get("namespace"),
                             "workload": "%s/%s" % (entry["kind"], entry["name"])})
     workloads_out = [drifted[key] for key in sorted(drifted)]

@@ -11,13 +11,8 @@ previous one has finished); inside a group at most ``options.window`` pods are i
 For every pod the driver asks ``hotupgrade.plan_next`` what to do next, from the pod as it is now (so a run
 interrupted at any point continues from where each pod is), performs the write (one strategic-merge patch
 carrying the resourceVersion; a 409 re-reads and re-plans) and follows the pods with one ``kube.PodWatch`` per
-namespace (one LIST + one WATCH, no polling per pod). Phases per pod:
-
-* **Upgrade**: the standby twin gets the new image and the version annotations in one write (ColdUpgrade: the
-  image in place);
-* **Migration**: wait until the new twin runs the new imageID, finished postStart and is ready;
-* optional per-pod **health gate** (``options.health``: an HTTP GET per pod, with retries) before the Reset;
-* **Reset**: one write puts the old twin back on the empty image, then wait until kubelet applied it.
+namespace (one LIST + one WATCH, no polling per pod). Per pod: Upgrade, Migration, the optional health gate
+(``options.health``: an HTTP GET with retries) and Reset, as docs/design.md ("Hot upgrade of one pod") describes.
 
 The loop is three small steps, repeated until every pod has finished: ``harvest`` (the writes and gates that
 finished), ``expire`` (pods over their ``timeout``: failed, or rolled back with ``rollback``), ``dispatch`` (start
@@ -46,6 +41,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import P
 from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_next, plan_patch_body, plan_rollback
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError, PodWatch, read_modify_write
 from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import load_one_sidecarset
+from ansible_collections.meshops.sidecarset.plugins.module_utils.rollout_journal import GATE_FAILED_REASON
 from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import (
     ACTION_FAIL,
     ACTION_NONE,
@@ -76,7 +72,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.window import o
 
 PHASES = ("upgrade", "reset", "all")
 ACTION_GATE = "gate"          # the driver's own step: the per-pod health check before the reset
-GATE_FAILED_REASON = "health check failed; not reset (the new sidecar serves, the old one is idle)"
 
 
 def sidecar_snapshot(pod, sidecarset):

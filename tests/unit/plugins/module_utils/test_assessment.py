@@ -155,7 +155,8 @@ def test_each_fact_is_computed_once_per_decision(monkeypatch, now):
 
 
 def test_the_words_are_distinct():
-    assert len(set(am.RUN_PHASES)) == len(am.RUN_PHASES)
+    phases = [value for name, value in vars(am).items() if name.startswith("PHASE_")]
+    assert len(phases) == 11 and len(set(phases)) == len(phases)
     assert len(set(am.ACTIONS)) == len(am.ACTIONS)
     assert set(am.WRITE_ACTIONS) <= set(am.ACTIONS)
     assert hu.ACTIONS is am.ACTIONS
