@@ -312,7 +312,7 @@ def _broken_canary(kube, namespace, tmp_path, rollback):
     assert len(canary) == 2
     # the batch that stops the rollout still prints its line
     lines = task_messages(proc, "Report the batch")
-    assert len(lines) == 1 and "(canary, 2 pods)" in lines[0] and "failed=2" in lines[0], lines
+    assert len(lines) == 1 and "(canary, 2 pods)" in lines[0] and ("rolled-back=2" if rollback else "failed=2") in lines[0], lines
     return before, canary, data, proc
 
 
