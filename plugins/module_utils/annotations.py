@@ -138,6 +138,14 @@ def hash_entry(name, hash_value, sidecars, timestamp, revision=None):
     return entry
 
 
+def set_or_drop(mapping, key, value):
+    """Set ``mapping[key]`` to ``value``, or drop the key when ``value`` is ``None``."""
+    if value is None:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = value
+
+
 def pod_hash(annotations, sidecarset_name, key=POD_HASH):
     """Return the hash recorded on the pod for one SidecarSet, or ``None``."""
     entry = read_hash_entries(annotations, key).get(sidecarset_name)

@@ -39,6 +39,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     read_hash_entries,
     read_inplace_state,
     read_working,
+    set_or_drop,
     sidecar_list,
     version_alt_key,
     version_key,
@@ -237,10 +238,7 @@ def _patch_metadata(draft):
         return
     current = dict(pod_annotations(draft.pod))
     for key, value in draft.annotations.items():
-        if value is None:
-            current.pop(key, None)
-        else:
-            current[key] = value
+        set_or_drop(current, key, value)
     patched = dict(current)
     try:
         apply_patch_pod_metadata(patched, patches)
@@ -259,10 +257,7 @@ def _set_hash(draft, now, entry=True):
         sidecarset = draft.sidecarset
         entry = hash_entry(name, get_hash(sidecarset), sidecar_list(sidecarset), format_timestamp(now),
                            (sidecarset.get("status") or {}).get("latestRevision"))
-    if entry is None:
-        entries.pop(name, None)
-    else:
-        entries[name] = entry
+    set_or_drop(entries, name, entry)
     draft.annotations[POD_HASH] = write_hash_entries(entries)
 
 

@@ -52,6 +52,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     read_hash_entries,
     read_injected_list,
     read_working,
+    set_or_drop,
     sidecar_list,
     version_alt_key,
     version_key,
@@ -780,8 +781,8 @@ def _write_annotations(new_annotations, annotations, matched, removing, old_hash
         for compiled in matched:
             hash_entries[compiled.name] = compiled.entry(timestamp, False, old_hash.get(compiled.name))
             wo_entries[compiled.name] = compiled.entry(timestamp, True, old_wo.get(compiled.name))
-        _set_or_drop(new_annotations, POD_HASH, write_hash_entries(hash_entries) if hash_entries else None)
-        _set_or_drop(new_annotations, POD_HASH_WITHOUT_IMAGE, write_hash_entries(wo_entries) if wo_entries else None)
+        set_or_drop(new_annotations, POD_HASH, write_hash_entries(hash_entries) if hash_entries else None)
+        set_or_drop(new_annotations, POD_HASH_WITHOUT_IMAGE, write_hash_entries(wo_entries) if wo_entries else None)
     stale_twins = set()
     for ss_name in set(removing) | {c.name for c in matched}:
         for name in (old_hash.get(ss_name) or {}).get("sidecarList") or ():
@@ -798,13 +799,6 @@ def _write_annotations(new_annotations, annotations, matched, removing, old_hash
         new_annotations.pop(version_key(twin), None)
         new_annotations.pop(version_alt_key(twin), None)
     names = (set(old_list) | {c.name for c in matched}) - set(removing)
-    _set_or_drop(new_annotations, INJECTED_LIST, write_injected_list(names) if names else None)
-    _set_or_drop(new_annotations, WORKING_HOTUPGRADE_CONTAINER, write_working(working) if working else None)
+    set_or_drop(new_annotations, INJECTED_LIST, write_injected_list(names) if names else None)
+    set_or_drop(new_annotations, WORKING_HOTUPGRADE_CONTAINER, write_working(working) if working else None)
     new_annotations.update(versions)
-
-
-def _set_or_drop(annotations, key, value):
-    if value is None:
-        annotations.pop(key, None)
-    else:
-        annotations[key] = value

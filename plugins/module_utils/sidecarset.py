@@ -49,6 +49,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     NAMESPACE_NAME_LABEL,
     SIDECARSET_HASH,
     SIDECARSET_HASH_WITHOUT_IMAGE,
+    hot_upgrade_names,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.hashing import (
@@ -960,7 +961,7 @@ def validate_sidecarset(obj):
     for key in ("initContainers", "containers"):
         for index, container in enumerate(lists[key]):
             if is_hot_upgrade(container) and isinstance(container.get("name"), str):
-                for twin in (container["name"] + "-1", container["name"] + "-2"):
+                for twin in hot_upgrade_names(container["name"]):
                     if twin in seen:
                         errors.append(("spec.%s[%d].name" % (key, index), "HotUpgrade twin name %r clashes with %s"
                                        % (twin, seen[twin])))
