@@ -193,7 +193,6 @@ def test_controller_revision_only_in_hash_annotation():
     assert "controllerRevision" not in out["metadata"]["annotations"]["kruise.io/sidecarset-hash-without-image"]
 
 
-
 def test_compiled_entry_keeps_an_old_entry_of_the_same_hash():
     """The one pod hash entry builder behind injection: a fresh entry, and an old one of the same hash kept (its
     timestamp and revision, none added) while a changed hash gets the new timestamp and the current revision."""
