@@ -121,6 +121,31 @@ def write_hash_entries(entries):
     return dumps(ordered)
 
 
+def sidecar_list(sidecarset):
+    """Sorted SidecarSet container names plus native-sidecar init container names (``sidecarList``)."""
+    spec = sidecarset.get("spec") or {}
+    names = {c["name"] for c in spec.get("containers") or []}
+    names.update(c["name"] for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always")
+    return sorted(names)
+
+
+def hash_entry(name, hash_value, sidecars, timestamp, revision=None):
+    """The one builder of a SidecarSet's pod hash entry (``util.go:UpdatePodSidecarSetHash``): ``{updateTimestamp,
+    hash, sidecarSetName, sidecarList, controllerRevision}``, the revision only when there is one."""
+    entry = {"updateTimestamp": timestamp, "hash": hash_value, "sidecarSetName": name, "sidecarList": list(sidecars)}
+    if revision:
+        entry["controllerRevision"] = revision
+    return entry
+
+
+def set_or_drop(mapping, key, value):
+    """Set ``mapping[key]`` to ``value``, or drop the key when ``value`` is ``None``."""
+    if value is None:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = value
+
+
 def pod_hash(annotations, sidecarset_name, key=POD_HASH):
     """Return the hash recorded on the pod for one SidecarSet, or ``None``."""
     entry = read_hash_entries(annotations, key).get(sidecarset_name)

@@ -34,10 +34,13 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     INPLACE_UPDATE_STATE,
     POD_HASH,
     WORKING_HOTUPGRADE_CONTAINER,
+    hash_entry,
     hot_upgrade_names,
     read_hash_entries,
     read_inplace_state,
     read_working,
+    set_or_drop,
+    sidecar_list,
     version_alt_key,
     version_key,
     write_hash_entries,
@@ -157,29 +160,6 @@ def plan_patch_body(pod, plan):
 # Building the annotations of one write
 # ---------------------------------------------------------------------------------------------------------
 
-def sidecar_list(sidecarset):
-    """Sorted SidecarSet container names plus native-sidecar init container names (``sidecarList``)."""
-    spec = sidecarset.get("spec") or {}
-    names = {c["name"] for c in spec.get("containers") or []}
-    names.update(c["name"] for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always")
-    return sorted(names)
-
-
-def hash_entry(sidecarset, now):
-    """The pod hash entry (``util.go:UpdatePodSidecarSetHash``): ``{updateTimestamp, hash, sidecarSetName,
-    sidecarList, controllerRevision}``."""
-    entry = {
-        "updateTimestamp": format_timestamp(now),
-        "hash": get_hash(sidecarset),
-        "sidecarSetName": sidecarset_name(sidecarset),
-        "sidecarList": sidecar_list(sidecarset),
-    }
-    revision = (sidecarset.get("status") or {}).get("latestRevision")
-    if revision:
-        entry["controllerRevision"] = revision
-    return entry
-
-
 class _Draft(object):
     """Accumulates the images and annotations of one write on top of the pod as read."""
 
@@ -258,10 +238,7 @@ def _patch_metadata(draft):
         return
     current = dict(pod_annotations(draft.pod))
     for key, value in draft.annotations.items():
-        if value is None:
-            current.pop(key, None)
-        else:
-            current[key] = value
+        set_or_drop(current, key, value)
     patched = dict(current)
     try:
         apply_patch_pod_metadata(patched, patches)
@@ -272,9 +249,15 @@ def _patch_metadata(draft):
             draft.annotations[key] = value
 
 
-def _set_hash(draft, now):
+def _set_hash(draft, now, entry=True):
+    """Write this SidecarSet's pod hash entry: a fresh one (``entry=True``), ``entry`` itself, or none (``None``)."""
     entries = read_hash_entries(pod_annotations(draft.pod))
-    entries[sidecarset_name(draft.sidecarset)] = hash_entry(draft.sidecarset, now)
+    name = sidecarset_name(draft.sidecarset)
+    if entry is True:
+        sidecarset = draft.sidecarset
+        entry = hash_entry(name, get_hash(sidecarset), sidecar_list(sidecarset), format_timestamp(now),
+                           (sidecarset.get("status") or {}).get("latestRevision"))
+    set_or_drop(entries, name, entry)
     draft.annotations[POD_HASH] = write_hash_entries(entries)
 
 
@@ -373,19 +356,10 @@ def _restore_previous(draft, sidecar, previous, serving):
 
 
 def _rollback_hash(draft, previous, now):
-    entries = read_hash_entries(pod_annotations(draft.pod))
-    name = sidecarset_name(draft.sidecarset)
     if previous is not None:
-        before = read_hash_entries(previous).get(name)
-    elif _runs_desired_images(draft):
-        before = hash_entry(draft.sidecarset, now)
+        _set_hash(draft, now, read_hash_entries(previous).get(sidecarset_name(draft.sidecarset)))
     else:
-        before = None
-    if before is None:
-        entries.pop(name, None)
-    else:
-        entries[name] = before
-    draft.annotations[POD_HASH] = write_hash_entries(entries)
+        _set_hash(draft, now, True if _runs_desired_images(draft) else None)
 
 
 def _runs_desired_images(draft):

@@ -47,10 +47,13 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     POD_HASH,
     POD_HASH_WITHOUT_IMAGE,
     WORKING_HOTUPGRADE_CONTAINER,
+    hash_entry,
     hot_upgrade_names,
     read_hash_entries,
     read_injected_list,
     read_working,
+    set_or_drop,
+    sidecar_list,
     version_alt_key,
     version_key,
     write_hash_entries,
@@ -252,7 +255,7 @@ class CompiledSidecarSet(object):
         self.volumes = {v["name"]: _Frozen(v) for v in spec.get("volumes") or ()}
         self.secrets = to_plain(spec.get("imagePullSecrets") or [])
         self.patches = to_plain(spec.get("patchPodMetadata") or [])
-        self.sidecar_list = sorted([s.name for s in self.containers] + [s.name for s in self.init if s.native])
+        self.sidecar_list = sidecar_list(sidecarset)
         self.hot = [s for s in self.init + self.containers if s.hot]
         self.produced = {}
         for sidecar in self.init + self.containers:
@@ -275,17 +278,25 @@ class CompiledSidecarSet(object):
             self.fresh_versions[version_key(second)] = "0"
             self.fresh_versions[version_alt_key(second)] = "1"
 
+    def entry(self, timestamp, without_image, old=None):
+        """This SidecarSet's pod hash (or hash-without-image) entry; the ``old`` entry of the same hash keeps its
+        timestamp and revision."""
+        hash_value = self.hash_without_image if without_image else self.hash
+        revision = None if without_image else self.revision
+        if old is not None and old.get("hash") == hash_value and old.get("updateTimestamp"):
+            timestamp = old["updateTimestamp"]
+            if not without_image:
+                # the entry stays as it is, so that starting to record revisions (revision_namespace) does not rewrite
+                # every template injected earlier (and roll its pods) only to add the revision's name
+                revision = old.get("controllerRevision")
+        return hash_entry(self.name, hash_value, self.sidecar_list, timestamp, revision)
+
     def entry_json(self, timestamp, without_image):
-        """The JSON text of this SidecarSet's pod hash entry (``write_hash_entries`` format, one entry)."""
+        """The JSON text of this SidecarSet's fresh pod hash entry (``write_hash_entries`` format, one entry)."""
         key = (timestamp, without_image)
         text = self._entry_json.get(key)
         if text is None:
-            entry = {"updateTimestamp": timestamp,
-                     "hash": self.hash_without_image if without_image else self.hash,
-                     "sidecarSetName": self.name, "sidecarList": list(self.sidecar_list)}
-            if not without_image and self.revision:
-                entry["controllerRevision"] = self.revision
-            text = write_hash_entries({self.name: entry})[1:-1]
+            text = write_hash_entries({self.name: self.entry(timestamp, without_image)})[1:-1]
             if len(self._entry_json) > 64:
                 self._entry_json.clear()
             self._entry_json[key] = text
@@ -591,24 +602,6 @@ def _check_clashes(matched, containers, init_containers, owners, init_owners, re
                               sidecarset=problems[0][0])
 
 
-def _new_entry(old, compiled, hash_value, timestamp, with_revision):
-    keep = old is not None and old.get("hash") == hash_value and old.get("updateTimestamp")
-    entry = {
-        "updateTimestamp": old["updateTimestamp"] if keep else timestamp,
-        "hash": hash_value,
-        "sidecarSetName": compiled.name,
-        "sidecarList": list(compiled.sidecar_list),
-    }
-    if with_revision and keep:
-        # same hash: the entry stays as it is, so that starting to record revisions (revision_namespace) does not
-        # rewrite every template injected earlier (and roll its pods) only to add the revision's name
-        if old.get("controllerRevision"):
-            entry["controllerRevision"] = old["controllerRevision"]
-    elif with_revision and compiled.revision:
-        entry["controllerRevision"] = compiled.revision
-    return entry
-
-
 def _revision_for(compiled, labels, old_hash, rand):
     """The compiled SidecarSet (latest or history) to inject. A template that already carries one of the two keeps
     it when the choice is a draw (``Partial`` with a percent partition), so that injecting again is idempotent."""
@@ -786,11 +779,10 @@ def _write_annotations(new_annotations, annotations, matched, removing, old_hash
             hash_entries.pop(ss_name, None)
             wo_entries.pop(ss_name, None)
         for compiled in matched:
-            hash_entries[compiled.name] = _new_entry(old_hash.get(compiled.name), compiled, compiled.hash, timestamp, True)
-            wo_entries[compiled.name] = _new_entry(old_wo.get(compiled.name), compiled, compiled.hash_without_image,
-                                                   timestamp, False)
-        _set_or_drop(new_annotations, POD_HASH, write_hash_entries(hash_entries) if hash_entries else None)
-        _set_or_drop(new_annotations, POD_HASH_WITHOUT_IMAGE, write_hash_entries(wo_entries) if wo_entries else None)
+            hash_entries[compiled.name] = compiled.entry(timestamp, False, old_hash.get(compiled.name))
+            wo_entries[compiled.name] = compiled.entry(timestamp, True, old_wo.get(compiled.name))
+        set_or_drop(new_annotations, POD_HASH, write_hash_entries(hash_entries) if hash_entries else None)
+        set_or_drop(new_annotations, POD_HASH_WITHOUT_IMAGE, write_hash_entries(wo_entries) if wo_entries else None)
     stale_twins = set()
     for ss_name in set(removing) | {c.name for c in matched}:
         for name in (old_hash.get(ss_name) or {}).get("sidecarList") or ():
@@ -807,13 +799,6 @@ def _write_annotations(new_annotations, annotations, matched, removing, old_hash
         new_annotations.pop(version_key(twin), None)
         new_annotations.pop(version_alt_key(twin), None)
     names = (set(old_list) | {c.name for c in matched}) - set(removing)
-    _set_or_drop(new_annotations, INJECTED_LIST, write_injected_list(names) if names else None)
-    _set_or_drop(new_annotations, WORKING_HOTUPGRADE_CONTAINER, write_working(working) if working else None)
+    set_or_drop(new_annotations, INJECTED_LIST, write_injected_list(names) if names else None)
+    set_or_drop(new_annotations, WORKING_HOTUPGRADE_CONTAINER, write_working(working) if working else None)
     new_annotations.update(versions)
-
-
-def _set_or_drop(annotations, key, value):
-    if value is None:
-        annotations.pop(key, None)
-    else:
-        annotations[key] = value

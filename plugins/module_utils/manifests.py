@@ -54,11 +54,12 @@ def pod_template_path(kind):
     return info.template_path if info else None
 
 
-def iter_documents(text, source=None):
+def iter_documents(text, source=None, default_kind=None):
     """Yield the documents (dicts) of a multi-document YAML text; ``kind: List`` items are yielded one by one.
 
     Empty documents are skipped. Raises ``ManifestError`` (file, document index, line) on a syntax error or a
-    document that is not a mapping with a ``kind``. The loader loop is ``sidecarset.read_yaml``.
+    document that is not a mapping with a ``kind`` (one without the key has ``default_kind``). The loader loop is
+    ``sidecarset.read_yaml``.
     """
     _require_yaml()
     documents = read_yaml(text)
@@ -72,7 +73,7 @@ def iter_documents(text, source=None):
                                 line=_problem_line(exc))
         if data is not None:
             for item_index, item in _expand(data, source, index, line):
-                _check_document(item, source, index, line, item_index)
+                _check_document(item, source, index, line, item_index, default_kind)
                 yield item
 
 
@@ -110,13 +111,14 @@ def _expand(data, source, index, line):
     return [(None, data)]
 
 
-def _check_document(doc, source, index, line, item_index):
+def _check_document(doc, source, index, line, item_index, default_kind=None):
     field = "items[%d]" % item_index if item_index is not None else None
     if not isinstance(doc, dict):
         raise ManifestError("document must be a mapping (a Kubernetes object), got %s" % type(doc).__name__,
                             source=source, document=index, field=field, line=line)
-    if not doc.get("kind") or not isinstance(doc.get("kind"), str):
-        raise ManifestError("must be a string" if doc.get("kind") else "kind is required", source=source,
+    kind = doc.get("kind", default_kind)
+    if not kind or not isinstance(kind, str):
+        raise ManifestError("must be a string" if kind else "kind is required", source=source,
                             document=index, field=(field + ".kind") if field else "kind", line=line)
     metadata = doc.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):

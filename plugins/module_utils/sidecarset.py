@@ -49,6 +49,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations imp
     NAMESPACE_NAME_LABEL,
     SIDECARSET_HASH,
     SIDECARSET_HASH_WITHOUT_IMAGE,
+    hot_upgrade_names,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.hashing import (
@@ -264,16 +265,20 @@ def _check_kind(data, source, index):
     if not isinstance(data, dict):
         raise SidecarSetError([("", "document is a %s, expected a SidecarSet mapping" % type(data).__name__)],
                               source=source, document=index)
-    kind = data.get("kind")
-    api_version = data.get("apiVersion")
     name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
+    errors = _kind_errors(data.get("kind"), data.get("apiVersion"))
+    if errors:
+        raise SidecarSetError(errors[:1], sidecarset=name, source=source, document=index)
+
+
+def _kind_errors(kind, api_version):
+    """The one check of a SidecarSet's kind and apiVersion: ``[(field, message)]``."""
+    errors = []
     if kind != KIND:
-        raise SidecarSetError([("kind", "expected kind SidecarSet (apiVersion %s or %s), got %r"
-                                % (V1ALPHA1, V1BETA1, kind))], sidecarset=name, source=source, document=index)
+        errors.append(("kind", "expected kind SidecarSet (apiVersion %s or %s), got %r" % (V1ALPHA1, V1BETA1, kind)))
     if api_version not in (V1ALPHA1, V1BETA1):
-        raise SidecarSetError([("apiVersion", "unsupported apiVersion %r (expected %s or %s)"
-                                % (api_version, V1ALPHA1, V1BETA1))], sidecarset=name, source=source,
-                              document=index)
+        errors.append(("apiVersion", "unsupported apiVersion %r (expected %s or %s)" % (api_version, V1ALPHA1, V1BETA1)))
+    return errors
 
 
 def parse_sidecarset_yaml(text, source=None):
@@ -354,10 +359,7 @@ def _convert_to_v1beta1(obj, errors):
     spec = obj["spec"]
     if api_version is None:
         api_version = V1ALPHA1 if "namespace" in spec else V1BETA1
-    if obj.get("kind", KIND) != KIND:
-        errors.append(("kind", "expected SidecarSet, got %r" % obj.get("kind")))
-    if api_version not in (V1ALPHA1, V1BETA1):
-        errors.append(("apiVersion", "unsupported apiVersion %r (expected %s or %s)" % (api_version, V1ALPHA1, V1BETA1)))
+    errors.extend(_kind_errors(obj.get("kind", KIND), api_version))
     if api_version == V1ALPHA1:
         if "namespace" in spec:
             namespace = spec.pop("namespace")
@@ -959,7 +961,7 @@ def validate_sidecarset(obj):
     for key in ("initContainers", "containers"):
         for index, container in enumerate(lists[key]):
             if is_hot_upgrade(container) and isinstance(container.get("name"), str):
-                for twin in (container["name"] + "-1", container["name"] + "-2"):
+                for twin in hot_upgrade_names(container["name"]):
                     if twin in seen:
                         errors.append(("spec.%s[%d].name" % (key, index), "HotUpgrade twin name %r clashes with %s"
                                        % (twin, seen[twin])))

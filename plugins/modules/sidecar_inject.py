@@ -319,6 +319,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError, ParameterError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import iter_documents
 from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import finish, k8s_argument_spec, report_warnings, run_guarded
 from ansible_collections.meshops.sidecarset.plugins.module_utils.online import WORKLOAD_KINDS, inject_workloads, parse_workload_ref
 from ansible_collections.meshops.sidecarset.plugins.module_utils.podlist import selected_namespaces
@@ -385,25 +386,21 @@ def inline_sources(manifests):
 
 
 def load_revisions(items):
-    """The ControllerRevisions of the ``revisions`` option: dicts, or YAML files and folders (``List`` expanded)."""
+    """The ControllerRevisions of the ``revisions`` option: dicts, or YAML files and folders read by
+    ``manifests.iter_documents`` (``List`` expanded)."""
     out = []
     for item in items or []:
         if isinstance(item, dict):
-            docs, source = [item], "revisions"
+            docs, source = (item.get("items") if item.get("kind") == "List" else [item]), "revisions"
         else:
-            docs, source = [], str(item)
-            for path, dummy in collect_sources(source):
-                try:
-                    docs.extend(d for d in yaml.safe_load_all(read_text(path)) if d is not None)
-                except yaml.YAMLError as exc:
-                    raise ManifestError("not YAML: %s" % exc, source=path)
-        for doc in docs:
-            items_ = doc.get("items") if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
-            for revision in items_ or []:
-                if not isinstance(revision, dict) or revision.get("kind", "ControllerRevision") != "ControllerRevision" \
-                        or not (revision.get("metadata") or {}).get("name"):
-                    raise ManifestError("revisions: expected ControllerRevision objects with a metadata.name", source=source)
-                out.append(revision)
+            source = str(item)
+            docs = [doc for path, dummy in collect_sources(source)
+                    for doc in iter_documents(read_text(path), path, default_kind="ControllerRevision")]
+        for revision in docs or []:
+            if not isinstance(revision, dict) or revision.get("kind", "ControllerRevision") != "ControllerRevision" \
+                    or not (revision.get("metadata") or {}).get("name"):
+                raise ManifestError("revisions: expected ControllerRevision objects with a metadata.name", source=source)
+            out.append(revision)
     return out
 
 

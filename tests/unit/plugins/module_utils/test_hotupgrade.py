@@ -401,9 +401,11 @@ def test_apply_plan_does_not_mutate(now):
 
 
 def test_controller_revision_and_timestamp_formats():
-    sset = pf.sidecarset(revision="mesh-set-abc")
-    entry = hu.hash_entry(sset, "2021-06-04T05:44:26Z")
+    sset = pf.with_images(pf.sidecarset(revision="mesh-set-abc"), "hash-2", mesh=V2)
+    plan = hu.plan_next(pf.pod(), sset, R1, "2021-06-04T05:44:26Z")
+    entry = json.loads(plan.annotations["kruise.io/sidecarset-hash"])["mesh-set"]
     assert entry["controllerRevision"] == "mesh-set-abc"
+    assert entry["updateTimestamp"] == "2021-06-04T05:44:26Z"
     assert versions.format_timestamp(__import__("datetime").datetime(2021, 6, 4, 5, 44, 26, 999)) == "2021-06-04T05:44:26Z"
     with pytest.raises(ValueError):
         versions.format_timestamp([])

@@ -18,6 +18,7 @@ import yaml
 from ansible_collections.meshops.sidecarset.plugins.module_utils import annotations as ann
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import SidecarSetError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import (
+    compile_sidecarset,
     format_timestamp,
     inject_pod,
 )
@@ -191,6 +192,22 @@ def test_controller_revision_only_in_hash_annotation():
     assert entry["controllerRevision"] == "hotupgrade-sidecarset-5f4b8c"
     assert "controllerRevision" not in out["metadata"]["annotations"]["kruise.io/sidecarset-hash-without-image"]
 
+
+def test_compiled_entry_keeps_an_old_entry_of_the_same_hash():
+    """The one pod hash entry builder behind injection: a fresh entry, and an old one of the same hash kept (its
+    timestamp and revision, none added) while a changed hash gets the new timestamp and the current revision."""
+    hot = sidecarset("hotupgrade-sample")
+    hot["status"] = {"latestRevision": "rev-2"}
+    compiled = compile_sidecarset(hot)
+    fresh = compiled.entry(NOW, False)
+    assert fresh == ann.hash_entry("hotupgrade-sidecarset", compiled.hash, ["sidecar"], NOW, "rev-2")
+    kept = compiled.entry(LATER, False, {"hash": compiled.hash, "updateTimestamp": NOW})
+    assert kept["updateTimestamp"] == NOW and "controllerRevision" not in kept
+    assert compiled.entry(LATER, False, {"hash": "old", "updateTimestamp": NOW}) == dict(fresh, updateTimestamp=LATER)
+    without = compiled.entry(LATER, True, {"hash": compiled.hash_without_image, "updateTimestamp": NOW})
+    assert without["hash"] == compiled.hash_without_image and without["updateTimestamp"] == NOW
+    assert "controllerRevision" not in without and json.loads("{%s}" % compiled.entry_json(NOW, True)) == {
+        "hotupgrade-sidecarset": compiled.entry(NOW, True)}
 
 # ---------------------------------------------------------------- re-injection
 

@@ -192,6 +192,12 @@ def test_sidecar_inject_loads_revisions_from_files_lists_and_dicts(tmp_path):
     bad.write_text(yaml.safe_dump({"kind": "Pod", "metadata": {"name": "p"}}))
     with pytest.raises(ManifestError, match="expected ControllerRevision objects"):
         load_revisions([str(bad)])
+    (tmp_path / "bad" / "pod.yaml").write_text(yaml.safe_dump({k: v for k, v in two.items() if k != "kind"}))
+    assert load_revisions([str(bad)])[0]["metadata"] == two["metadata"]  # kind defaults to ControllerRevision
+    (tmp_path / "bad" / "pod.yaml").write_text(yaml.safe_dump(two) + "---\nkind: [\n")
+    with pytest.raises(ManifestError) as err:
+        load_revisions([str(bad)])
+    assert err.value.source == str(bad) and err.value.document == 1 and "YAML syntax error" in str(err.value)
 
 
 def test_partial_draw_is_sticky_for_a_template_injected_earlier():

@@ -392,6 +392,17 @@ def test_unsupported_api_version():
     assert "apiVersion: unsupported apiVersion 'apps.kruise.io/v2'" in str(info.value)
 
 
+def test_mapping_of_another_kind_or_version_is_refused_by_the_same_check():
+    """A mapping (no YAML) goes through the check of ``parse_sidecarset_yaml``; without a kind or an apiVersion it is
+    a SidecarSet (v1beta1 unless ``spec.namespace``), and both errors are reported."""
+    with pytest.raises(SidecarSetError) as info:
+        normalize_sidecarset(dict(base(), kind="Pod", apiVersion="v1"))
+    assert [field for field, unused in info.value.errors] == ["kind", "apiVersion"]
+    assert "kind: expected kind SidecarSet" in str(info.value) and "unsupported apiVersion 'v1'" in str(info.value)
+    bare = {k: v for k, v in base().items() if k not in ("kind", "apiVersion")}
+    assert normalize_sidecarset(bare)["apiVersion"] == "apps.kruise.io/v1beta1"
+
+
 def test_duplicate_names_are_rejected_naming_both_files():
     first = os.path.join(EXAMPLES, "mosn.yaml")
     second = fixture("duplicate-mosn.yaml")
