@@ -203,9 +203,20 @@ class Demo:
             say("pod %s %s on %s, IP %s, containers %s, Ready after %.0fs (postStart: sleep 30)" % (
                 p["metadata"]["name"], "%d/%d" % (len(names), len(names)), p["spec"].get("nodeName"), p["status"].get("podIP"),
                 ",".join(names), time.monotonic() - t0))
-            status, build = answer(p["status"]["podIP"])
+            # Ready says the containers started, not that the app behind MOSN listens yet (the seed's test-app has no
+            # readiness probe; MOSN answers 502 until it does): the first 200 may take a moment on a loaded machine
+            deadline, status, build = time.monotonic() + 30, None, None
+            while True:
+                try:
+                    status, build = answer(p["status"]["podIP"])
+                except OSError as exc:
+                    status, build = exc.__class__.__name__, None
+                if (status, build) == (200, "mosn-v1") or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
             if status != 200 or build != "mosn-v1":
-                raise StepFailed("pod %s answers %s %s, not 200 mosn-v1" % (p["metadata"]["name"], status, build))
+                raise StepFailed("pod %s answers %s %s, not 200 mosn-v1 (30 s after Ready)" % (p["metadata"]["name"], status, build))
+            say("pod %s answers 200 mosn-v1, %.1fs after Ready" % (p["metadata"]["name"], time.monotonic() - deadline + 30))
 
     def start_traffic(self):
         targets = ",".join("%s:%d" % (p["status"]["podIP"], PORT) for p in self.before.values())
