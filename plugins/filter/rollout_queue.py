@@ -48,7 +48,8 @@ options:
     description:
       - The report of a previous rollout (the JSON the C(rollout) role writes to C(rollout_report_path)). When set, the
         pods after the canary start longest first, by how long each took in that report (a pod it does not name counts
-        as the median). Which pods are upgraded, the canary and the maxUnavailable budget stay Kruise's.
+        as the lower median of the queued pods' known durations). Which pods are upgraded, the canary and the
+        maxUnavailable budget stay Kruise's.
     type: dict
   cluster:
     description: The cluster whose pods O(history) is read for (the C(cluster) of the report's pods).
