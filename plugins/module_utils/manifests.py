@@ -40,12 +40,13 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import i
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import kind_info
 from ansible_collections.meshops.sidecarset.plugins.module_utils.resources import ResourcesPolicyRefusal
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import namespace_labels as namespace_labels_of
-from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import YamlProblem, check_struct, read_yaml, structure_problem
-
-
-def _require_yaml():
-    if not HAS_YAML:
-        raise ManifestError("PyYAML is required to read and write manifests (pip install PyYAML)")
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
+    YamlProblem,
+    check_struct,
+    read_yaml,
+    require_yaml,
+    structure_problem,
+)
 
 
 def pod_template_path(kind):
@@ -61,7 +62,7 @@ def iter_documents(text, source=None, default_kind=None):
     document that is not a mapping with a ``kind`` (one without the key has ``default_kind``). The loader loop is
     ``sidecarset.read_yaml``.
     """
-    _require_yaml()
+    require_yaml(ManifestError)
     documents = read_yaml(text)
     while True:
         try:
@@ -263,7 +264,7 @@ def _dumper():
 
 def dump_documents(docs):
     """Render documents as block-style YAML (key order preserved), separated by ``---`` lines."""
-    _require_yaml()
+    require_yaml(ManifestError)
     dumper = _dumper()
     parts = []
     for doc in docs:

@@ -21,9 +21,9 @@ __metaclass__ = type
 
 import os
 import re
-import tempfile
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ManifestError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.files import discard, stage
 from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import (
     dump_documents,
     inject_manifest,
@@ -155,24 +155,12 @@ def write_atomically(files, mode=0o644):
     for path, dummy in files:
         _check_writable(path)
     staged = []
-    try:
-        for path, text in files:
-            folder = os.path.dirname(os.path.abspath(path))
-            os.makedirs(folder, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=folder)
-            staged.append((tmp, path))
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-    except OSError as exc:
-        for tmp, dummy in staged:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise ManifestError("cannot write: %s" % exc, source=staged[-1][1] if staged else None)
+    for path, text in files:
+        try:
+            staged.append((stage(path, text, mode), path))
+        except OSError as exc:
+            discard(tmp for tmp, dummy in staged)
+            raise ManifestError("cannot write: %s" % exc, source=path)
     for tmp, path in staged:
         os.replace(tmp, path)
     return [path for dummy, path in staged]

@@ -30,7 +30,6 @@ __metaclass__ = type
 import collections
 import json
 import os
-import tempfile
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment import (
     PHASE_DONE,
@@ -39,6 +38,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.assessment impo
     PHASE_NOT_UPGRADABLE,
     PHASE_ROLLED_BACK,
 )
+from ansible_collections.meshops.sidecarset.plugins.module_utils.files import write as write_file
 from ansible_collections.meshops.sidecarset.plugins.module_utils.window import over_fail_limit
 
 GATE_FAILED_REASON = "health check failed; not reset (the new sidecar serves, the old one is idle)"
@@ -235,22 +235,6 @@ def timeline_path(report_path):
 
 
 def write_report(path, report):
-    """Write ``report`` as indented JSON to ``path`` atomically (no partial file on any failure); a string
-    ``report`` is written as it is."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        os.makedirs(directory)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            if isinstance(report, str):
-                handle.write(report)
-            else:
-                json.dump(report, handle, indent=4, sort_keys=True, default=str)
-                handle.write("\n")
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``report`` as indented JSON to ``path`` atomically (``files.write``); a string ``report`` is written
+    as it is."""
+    write_file(path, report if isinstance(report, str) else json.dumps(report, indent=4, sort_keys=True, default=str) + "\n")

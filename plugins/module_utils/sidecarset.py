@@ -161,9 +161,10 @@ def clone(value):
     return value
 
 
-def _require_yaml():
+def require_yaml(error=SidecarSetError):
+    """Raise ``error`` when PyYAML is missing (the SidecarSet and the manifest readers need it)."""
     if not HAS_YAML:
-        raise SidecarSetError("PyYAML is required to read YAML (pip install PyYAML)")
+        raise error("PyYAML is required to read and write YAML (pip install PyYAML)")
 
 
 # ---------------------------------------------------------------- YAML
@@ -221,7 +222,7 @@ def yaml_documents(text, source=None):
 
     A syntax error raises ``SidecarSetError`` naming the file, the document index, line and column.
     """
-    _require_yaml()
+    require_yaml()
     try:
         return [(index, line, data) for index, line, data in read_yaml(text) if data is not None]
     except YamlProblem as exc:

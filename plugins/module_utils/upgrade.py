@@ -30,14 +30,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.batch import is_unavailable
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ParameterError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.files import write as write_file
 from ansible_collections.meshops.sidecarset.plugins.module_utils.hotupgrade import plan_next, plan_patch_body, plan_rollback
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kube import KubeError, PodWatch, read_modify_write
 from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import load_one_sidecarset
@@ -587,10 +586,7 @@ class ProgressFile:
         self.path = path
 
     def __call__(self, snapshot):
-        fd, tmp = tempfile.mkstemp(prefix=".progress.", dir=os.path.dirname(os.path.abspath(self.path)))
-        with os.fdopen(fd, "w") as handle:
-            json.dump(snapshot, handle)
-        os.rename(tmp, self.path)
+        write_file(self.path, json.dumps(snapshot), mode=0o600, durable=False)
 
 
 def options_from_params(params, check_mode):

@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from ansible_collections.meshops.sidecarset.plugins.module_utils import files
 from ansible_collections.meshops.sidecarset.plugins.module_utils import rollout_journal as rj
 
 
@@ -116,11 +117,11 @@ def test_write_report_is_atomic(tmp_path, monkeypatch):
     with open(path) as handle:
         assert json.load(handle) == {"result": {"upgraded": 1}}
 
-    def broken_dump(*args, **kwargs):
-        raise RuntimeError("disk full")
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(rj.json, "dump", broken_dump)
-    with pytest.raises(RuntimeError):
+    monkeypatch.setattr(files.os, "fsync", broken_fsync)
+    with pytest.raises(OSError):
         rj.write_report(path, {"result": {"upgraded": 2}})
     with open(path) as handle:
         assert json.load(handle) == {"result": {"upgraded": 1}}  # the old report is intact
