@@ -298,10 +298,9 @@ class PodWatch:
     """A live cache of the pods in one namespace (optionally one label selector).
 
     ``start()`` LISTs once, then a background thread WATCHes from that resourceVersion and keeps
-    ``pods`` (name -> pod) current; it re-lists when the watch expires (410). ``wait_for(fn, timeout)``
-    blocks until ``fn(pods)`` returns a truthy value (called under the lock after every change) and
-    returns it, or returns ``None`` on timeout. ``update(pod)`` lets writers feed the responses of their
-    own writes in, so waiting never needs an extra GET.
+    ``pods`` (name -> pod) current; it re-lists when the watch expires (410). Every change bumps ``changes``,
+    notifies the condition and marks the pod dirty (``take_dirty``). ``update(pod)`` lets writers feed the
+    responses of their own writes in, so waiting never needs an extra GET.
     """
 
     def __init__(self, client, namespace, label_selector=None, condition=None):
@@ -325,14 +324,12 @@ class PodWatch:
         waits = list(backoff_delays() if transient is None else transient)
         while True:
             try:
-                items, self.resource_version = self.client.list_pods(self.namespace, self.label_selector, from_cache=True)
+                self._relist()
                 break
             except KubeError as exc:
                 if not (is_transient(exc) and waits):
                     raise
                 sleep(waits.pop(0))
-        with self._cond:
-            self.pods = dict((p["metadata"]["name"], p) for p in items)
         self._thread = threading.Thread(target=self._run, name="podwatch-%s" % self.namespace, daemon=True)
         self._thread.start()
         return self
@@ -349,14 +346,32 @@ class PodWatch:
 
     def update(self, pod):
         """Store ``pod`` unless the cache already holds a newer version of it."""
+        self._store(pod)
+
+    def _store(self, pod, deleted=False):
         name = pod["metadata"]["name"]
         with self._cond:
             current = self.pods.get(name)
-            if current is None or self._rv(pod) >= self._rv(current):
+            if deleted:
+                self.pods.pop(name, None)
+            elif current is None or self._rv(pod) >= self._rv(current):
                 self.pods[name] = pod
-                self.changes += 1
-                self.dirty.add(name)
-            self._cond.notify_all()
+            else:
+                return
+            self._changed([name])
+
+    def _changed(self, names):  # under the lock
+        self.dirty.update(names)
+        self.changes += 1
+        self._cond.notify_all()
+
+    def _relist(self):
+        """LIST the pods and replace the cache: every pod counts as changed (a watch may have missed events)."""
+        items, self.resource_version = self.client.list_pods(self.namespace, self.label_selector, from_cache=True)
+        with self._cond:
+            self.pods = dict((p["metadata"]["name"], p) for p in items)
+            self.error = self.failing_since = None
+            self._changed(self.pods)
 
     def _run(self):
         while not self._stop.is_set():
@@ -374,29 +389,13 @@ class PodWatch:
                     self.error = self.failing_since = None
                     if event_type == "BOOKMARK":
                         continue
-                    name = obj["metadata"]["name"]
-                    with self._cond:
-                        if event_type == "DELETED":
-                            self.pods.pop(name, None)
-                        else:
-                            current = self.pods.get(name)
-                            if current is None or self._rv(obj) >= self._rv(current):
-                                self.pods[name] = obj
-                        self.dirty.add(name)
-                        self.changes += 1
-                        self._cond.notify_all()
+                    self._store(obj, deleted=event_type == "DELETED")
             except KubeError as exc:
                 if self._stop.is_set():
                     return
                 if exc.status == 410:
                     try:
-                        items, self.resource_version = self.client.list_pods(self.namespace, self.label_selector, from_cache=True)
-                        with self._cond:
-                            self.pods = dict((p["metadata"]["name"], p) for p in items)
-                            self.dirty.update(self.pods)
-                            self.changes += 1
-                            self.error = self.failing_since = None
-                            self._cond.notify_all()
+                        self._relist()
                         continue
                     except KubeError as exc2:
                         exc = exc2
@@ -404,8 +403,7 @@ class PodWatch:
                     self.error = exc
                     if self.failing_since is None:
                         self.failing_since = time.monotonic()
-                    self.changes += 1  # wake the driver: it decides whether the failure is fatal
-                    self._cond.notify_all()
+                    self._changed(())  # wake the driver: it decides whether the failure is fatal
                 time.sleep(0.5)
 
     def fatal_error(self):
@@ -426,5 +424,4 @@ class PodWatch:
     def notify(self):
         """Wake up waiters (used when something other than a pod changed, e.g. a write failed)."""
         with self._cond:
-            self.changes += 1
-            self._cond.notify_all()
+            self._changed(())
