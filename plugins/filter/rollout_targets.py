@@ -60,18 +60,8 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import ParameterError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import to_plain
 from ansible_collections.meshops.sidecarset.plugins.module_utils.targets import POD_VARIABLES, pod_targets
-
-
-def _plain(value):
-    """Inventory values as plain Python data (unsafe/trusted strings become str)."""
-    if isinstance(value, dict):
-        return dict((str(k), _plain(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
 
 
 def rollout_targets(hosts, hostvars):
@@ -86,7 +76,7 @@ def rollout_targets(hosts, hostvars):
             variables = hostvars[host]
         except KeyError:
             raise AnsibleFilterError("rollout_targets: host %s is not in hostvars" % host)
-        pairs.append((str(host), dict((key, _plain(variables.get(key))) for key in POD_VARIABLES if key in variables)))
+        pairs.append((str(host), dict((key, to_plain(variables.get(key))) for key in POD_VARIABLES if key in variables)))
     try:
         return pod_targets(pairs)
     except ParameterError as exc:

@@ -15,6 +15,7 @@ __metaclass__ = type
 import json
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError
+from ansible_collections.meshops.sidecarset.plugins.module_utils.hashing import go_dumps as dumps  # Go's json.Marshal
 
 # On the SidecarSet
 SIDECARSET_HASH = "kruise.io/sidecarset-hash"
@@ -52,16 +53,6 @@ def version_alt_key(container_name):
 def hot_upgrade_names(sidecar_name):
     """Return the twin container names ``(N-1, N-2)`` of hot-upgrade sidecar ``N``."""
     return sidecar_name + "-1", sidecar_name + "-2"
-
-
-def dumps(value):
-    """Serialise like Go's ``encoding/json.Marshal`` of a map: compact, keys sorted, HTML escaped.
-
-    Struct-valued entries must be passed as lists of pairs ordered by Go field order; see
-    ``hash_entry``. Plain dicts are sorted by key, as Go sorts map keys.
-    """
-    text = json.dumps(value, separators=(",", ":"), sort_keys=False, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _ordered(mapping, order):

@@ -5,7 +5,7 @@
 
 ``assess(pod, sidecarset)`` returns an ``Assessment``: the refusal reason, per sidecar the working and empty twin
 and per pod container its image, readiness, consistency and failure, whether the pod is updated, consistent and
-ready, what blocks the reset, and (after a rollback) what it still waits for. From these facts it reads
+ready and what blocks the reset. From these facts it reads
 
 * ``phase`` / ``reason``: where the pod is (``PHASE_*``; the rules are in ``Assessment._phase``);
 * ``action`` / ``action_reason``: what to do next (``ACTION_*``; ``Assessment._action``). ``hotupgrade.plan_next``
@@ -36,7 +36,6 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import
     is_running_and_ready,
     is_started,
     not_upgradable_reason,
-    rollback_pending,
     working_and_empty,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
@@ -128,7 +127,7 @@ Step.__new__.__defaults__ = (None, None)
 class Assessment(object):
     """The facts of one pod for one SidecarSet and what they mean. See the module docstring."""
 
-    def __init__(self, pod, sidecarset, rolled_back=None):
+    def __init__(self, pod, sidecarset):
         self.pod = pod
         self.sidecarset = sidecarset
         self.name = sidecarset_name(sidecarset)
@@ -161,7 +160,6 @@ class Assessment(object):
                                if self.containers[name].ready and not self.containers[name].consistent), "")
         self.reset_blocker = self._reset_blocker()
         self._steps = None
-        self.rollback_pending = None if rolled_back is None else rollback_pending(pod, sidecarset, rolled_back)
         self.phase, self.reason = self._phase()
         self.action, self.action_reason = self._action()
 
@@ -194,7 +192,7 @@ class Assessment(object):
     # -- the phase --------------------------------------------------------------------------------------------
     def _phase(self):
         """First matching rule wins: not-upgradable; failed (a working twin or cold container fails per
-        ``podstate.container_failure``); rolled-back (a rollback of this run is applied); upgrading (a new twin
+        ``podstate.container_failure``); upgrading (a new twin
         not yet consistent); migrating (a new twin not started/ready, or only the reset left); failed or resetting
         (an old twin back on the empty image in the spec only); upgrading (a cold sidecar not yet consistent); idle
         (not updated); done (updated, consistent, ready); migrating (a sidecar or the pod is not ready)."""
@@ -203,8 +201,6 @@ class Assessment(object):
         for facts in self.sidecars:
             if facts.working.failure:
                 return PHASE_FAILED, facts.working.failure
-        if self.rollback_pending == "":
-            return PHASE_ROLLED_BACK, ""
         for facts in self.in_flight:
             if not facts.working.consistent:
                 return PHASE_UPGRADING, "%s: waiting for kubelet to run %s" % (facts.working.name, facts.working.image)
@@ -239,10 +235,6 @@ class Assessment(object):
             return ACTION_NONE, self.held
         if self.refusal:
             return ACTION_REFUSE, self.refusal
-        if self.rollback_pending is not None:
-            if self.rollback_pending:
-                return ACTION_WAIT, self.rollback_pending
-            return ACTION_NONE, "rolled back"
         if self.in_flight and not self.reset_blocker:
             return ACTION_RESET, ""
         action, reason = ACTION_WAIT, ""
@@ -316,13 +308,9 @@ class Assessment(object):
         return facts.empty, facts.working
 
 
-def assess(pod, sidecarset, rolled_back=None):
-    """Return the ``Assessment`` of ``pod`` for ``sidecarset``.
-
-    ``rolled_back``: ``None``, or after a rollback written by this run the ``podstate.replaced_instances`` recorded
-    with it; the phase is then ``rolled-back`` (action ``none``) once ``podstate.rollback_pending`` is ``""``.
-    """
-    return Assessment(pod, sidecarset, rolled_back)
+def assess(pod, sidecarset):
+    """Return the ``Assessment`` of ``pod`` for ``sidecarset``."""
+    return Assessment(pod, sidecarset)
 
 
 def pod_sidecar_phase(pod, sidecarset):

@@ -27,10 +27,8 @@ try:
     import kubernetes.client
     from kubernetes.client.exceptions import ApiException
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-
-    HAS_KUBERNETES = True
 except ImportError:  # pragma: no cover - reported by the module
-    HAS_KUBERNETES = False
+    pass
 
 try:
     from urllib3.util.ssl_ import create_urllib3_context, resolve_cert_reqs

@@ -23,6 +23,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
+def _where(source, document, line=None):
+    """`` (source, document[N], line L)`` of the parts that are known, or ``""``."""
+    where = [str(source)] if source else []
+    if document is not None:
+        where.append("document[%s]" % document)
+    if line is not None:
+        where.append("line %s" % line)
+    return " (%s)" % ", ".join(where) if where else ""
+
+
 def _normalise_errors(errors):
     if errors is None:
         return []
@@ -79,14 +89,7 @@ class SidecarSetError(MeshopsError):
         text = "SidecarSet"
         if self.sidecarset:
             text += " '%s'" % self.sidecarset
-        where = []
-        if self.source:
-            where.append(str(self.source))
-        if self.document is not None:
-            where.append("document[%s]" % self.document)
-        if where:
-            text += " (%s)" % ", ".join(where)
-        return text
+        return text + _where(self.source, self.document)
 
     def __str__(self):
         head = self.prefix()
@@ -113,16 +116,7 @@ class ManifestError(MeshopsError):
         super(ManifestError, self).__init__(self.__str__())
 
     def __str__(self):
-        text = "manifest"
-        where = []
-        if self.source:
-            where.append(str(self.source))
-        if self.document is not None:
-            where.append("document[%s]" % self.document)
-        if self.line is not None:
-            where.append("line %s" % self.line)
-        if where:
-            text += " (%s)" % ", ".join(where)
+        text = "manifest" + _where(self.source, self.document, self.line)
         if self.field:
             text += ": %s" % self.field
         return "%s: %s" % (text, self.message)

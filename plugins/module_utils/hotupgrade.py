@@ -318,12 +318,6 @@ def _refused(assessment, write, *args):
         return Plan(ACTION_REFUSE, reason=str(exc), sidecarset=assessment.name)
 
 
-def _read(assessment, action=None, reason=None):
-    """A plan that writes nothing: the assessment's action (or ``action``) and its reason."""
-    return Plan(action or assessment.action, reason=assessment.action_reason if reason is None else reason,
-                sidecarset=assessment.name, phase=assessment.phase, phase_reason=assessment.reason)
-
-
 def plan_next(pod, sidecarset, version, now, assessment=None):
     """The next step for one pod, from the pod alone (resumable): ``assess(pod, sidecarset).action`` as a plan.
 
@@ -337,7 +331,8 @@ def plan_next(pod, sidecarset, version, now, assessment=None):
         return _refused(assessment, _write_upgrade, assessment.action, next_version([pod]) if version is None else version, now)
     if assessment.action == ACTION_RESET:
         return _refused(assessment, _write_reset, now)
-    return _read(assessment)
+    return Plan(assessment.action, reason=assessment.action_reason, sidecarset=assessment.name, phase=assessment.phase,
+                phase_reason=assessment.reason)
 
 
 # ---------------------------------------------------------------------------------------------------------

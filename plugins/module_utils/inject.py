@@ -80,6 +80,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset impo
     is_hot_upgrade,
     normalize_sidecarset,
     sidecarset_name,
+    to_plain,
 )
 from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import format_timestamp
 
@@ -103,19 +104,6 @@ def _version_env(twin):
         {"name": ENV_VERSION_ALT, "valueFrom": {"fieldRef": {
             "apiVersion": "v1", "fieldPath": "metadata.annotations['%s']" % version_alt_key(twin)}}},
     ]
-
-
-def to_plain(value):
-    """Return JSON-like data made of builtin types only (``str`` subclasses such as Ansible's unsafe text become
-    ``str``), so that it can be marshalled and safely dumped as YAML."""
-    if isinstance(value, dict):
-        return {str(k): to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
-    for kind in (bool, str, int, float):  # bool before int: True stays a bool
-        if isinstance(value, kind):
-            return kind(value)
-    return value
 
 
 class _Frozen(object):
@@ -405,7 +393,6 @@ class _Context(object):
                     own.setdefault(env.get("name"), env)  # GetContainerEnvVar: the first of a name
                 for mount in container.get("volumeMounts") or ():
                     mounts.append(mount)
-                for mount in container.get("volumeMounts") or ():
                     for var in _SUBPATH_ENV_RE.findall(mount.get("subPathExpr") or ""):
                         if var in own:
                             envs.append(own[var])
@@ -697,11 +684,7 @@ def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None
     if added:
         # mergeSidecarSecrets: the pod's own secrets first, de-duplicated too, then the SidecarSets' by name
         secrets = []
-        secret_names = set()
-        for secret in list(spec.get("imagePullSecrets") or []) + [dict(s) for s in added]:
-            if secret.get("name") not in secret_names:
-                secrets.append(secret)
-                secret_names.add(secret.get("name"))
+        _append_new(secrets, list(spec.get("imagePullSecrets") or []) + [dict(s) for s in added], "name", set())
         if secrets != list(spec.get("imagePullSecrets") or []):
             new_spec["imagePullSecrets"] = secrets
 

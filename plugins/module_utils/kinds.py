@@ -49,12 +49,16 @@ def kind_info(kind):
     return _KINDS.get(kind)
 
 
+def get_path(obj, path):
+    """The value at the key ``path`` of nested mappings, ``None`` when a step is missing or not a mapping."""
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
 def pod_template(obj):
     """The pod template of a workload object (the object itself for a Pod or an unknown kind), ``{}`` when missing."""
-    node = obj
-    for key in getattr(_KINDS.get((obj or {}).get("kind")), "template_path", ()):
-        node = (node or {}).get(key)
-    return node or {}
+    return get_path(obj, getattr(_KINDS.get((obj or {}).get("kind")), "template_path", ())) or {}
 
 
 def api_prefix(kind):
@@ -72,11 +76,7 @@ def update_strategy(obj):
     info = _KINDS.get((obj or {}).get("kind"))
     if info is None or info.strategy_path is None:
         return None
-    node = obj
-    for key in info.strategy_path:
-        node = node.get(key) if isinstance(node, dict) else None
-    value = node.get("type") if isinstance(node, dict) else None
-    return value or DEFAULT_STRATEGY
+    return get_path(obj, info.strategy_path + ("type",)) or DEFAULT_STRATEGY
 
 
 def pods_kept_on_template_change(obj):

@@ -33,10 +33,8 @@ from urllib.parse import quote
 try:
     from kubernetes.client.exceptions import ApiException
     from kubernetes.watch.watch import iter_resp_lines
-
-    HAS_KUBERNETES = True
 except ImportError:  # pragma: no cover - reported by the modules
-    HAS_KUBERNETES = False
+    pass
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import WORKLOAD_KINDS, api_prefix, kind_info
 from ansible_collections.meshops.sidecarset.plugins.module_utils.transport import TRANSPORT_ERRORS, unreachable_message
@@ -344,11 +342,8 @@ class PodWatch:
         except ValueError:
             return 0
 
-    def update(self, pod):
-        """Store ``pod`` unless the cache already holds a newer version of it."""
-        self._store(pod)
-
-    def _store(self, pod, deleted=False):
+    def update(self, pod, deleted=False):
+        """Store ``pod`` (drop it: ``deleted``) unless the cache already holds a newer version of it."""
         name = pod["metadata"]["name"]
         with self._cond:
             current = self.pods.get(name)
@@ -389,7 +384,7 @@ class PodWatch:
                     self.error = self.failing_since = None
                     if event_type == "BOOKMARK":
                         continue
-                    self._store(obj, deleted=event_type == "DELETED")
+                    self.update(obj, deleted=event_type == "DELETED")
             except KubeError as exc:
                 if self._stop.is_set():
                     return

@@ -23,21 +23,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-try:
-    import yaml
-    HAS_YAML = True
-    try:
-        _DUMPER = yaml.CSafeDumper
-    except AttributeError:  # pragma: no cover - libyaml missing
-        _DUMPER = yaml.SafeDumper
-except ImportError:  # pragma: no cover - PyYAML is a requirement of ansible-core
-    yaml = None
-    HAS_YAML = False
-    _DUMPER = None
-
 from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import AnnotationError, ManifestError
 from ansible_collections.meshops.sidecarset.plugins.module_utils.inject import inject_pod
-from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import kind_info
+from ansible_collections.meshops.sidecarset.plugins.module_utils.kinds import get_path, kind_info
 from ansible_collections.meshops.sidecarset.plugins.module_utils.resources import ResourcesPolicyRefusal
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import namespace_labels as namespace_labels_of
 from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset import (
@@ -46,6 +34,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset impo
     read_yaml,
     require_yaml,
     structure_problem,
+    yaml,
 )
 
 
@@ -127,15 +116,6 @@ def _check_document(doc, source, index, line, item_index, default_kind=None):
                             field=(field + ".metadata") if field else "metadata", line=line)
 
 
-def _get_path(doc, path):
-    node = doc
-    for key in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
 def _string_map_problem(value, path):
     if not isinstance(value, dict):
         return path, "must be a mapping of strings"
@@ -202,7 +182,7 @@ def inject_manifest(doc, sidecarsets, namespace_labels=None, now=None):
     path = pod_template_path(kind)
     if path is None:
         return doc, "skipped", "kind %s has no pod template" % kind
-    template = _get_path(doc, path) if path else doc
+    template = get_path(doc, path)
     if not isinstance(template, dict):
         return doc, "skipped", "%s has no %s" % (kind, ".".join(path))
     metadata = doc.get("metadata")
@@ -251,7 +231,7 @@ _DUMPER_CLASS = []
 def _dumper():
     """A safe dumper that never emits anchors/aliases and writes ``str``/``dict``/``list`` subclasses plainly."""
     if not _DUMPER_CLASS:
-        class _Dumper(_DUMPER):  # pylint: disable=too-many-ancestors
+        class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # pylint: disable=too-many-ancestors
             def ignore_aliases(self, data):
                 return True
 

@@ -428,11 +428,6 @@ def write_restart_baseline(baseline):
     return dumps({name: baseline[name] for name in sorted(baseline)})
 
 
-def _quoted_images(message):
-    """The double-quoted words of a kubelet message (``Back-off pulling image "repo:tag"``)."""
-    return _QUOTED_RE.findall(message or "")
-
-
 def container_failure(pod, name):
     """Return why container ``name`` is failing, or ``""`` (the rules: module docstring, ``failed``).
 
@@ -447,7 +442,7 @@ def container_failure(pod, name):
     spec_image = container_image(pod, name)
     describes_spec = not (spec_image and status.get("image") and not images_equal(status["image"], spec_image))
     if waiting.get("reason") in PULL_FAILURE_REASONS:
-        named = _quoted_images(waiting.get("message"))
+        named = _QUOTED_RE.findall(waiting.get("message") or "")  # the images a kubelet message quotes
         names_spec = any(images_equal(image, spec_image) for image in named)
         if names_spec or (describes_spec and not named):
             return "container %s is %s%s" % (name, waiting["reason"], ": " + waiting["message"] if waiting.get("message") else "")

@@ -68,14 +68,6 @@ class Quantity(object):
         """DeepCopy."""
         return Quantity(self.value, self.fmt)
 
-    def is_zero(self):
-        """IsZero."""
-        return self.value == 0
-
-    def sign(self):
-        """Sign."""
-        return (self.value > 0) - (self.value < 0)
-
     def add(self, other):
         """Add in place: the format becomes the other's when this one is zero (apimachinery's rule)."""
         if self.value == 0:
@@ -492,9 +484,8 @@ class _Calculator(object):
             return None
         pick_left = (lambda c: c >= 0) if lowered == "max" else (lambda c: c <= 0)
         if left.is_quantity or right.is_quantity:
-            left_q = left.quantity if left.is_quantity else new_milli_quantity(_go_int64(left.number * 1000))
-            right_q = right.quantity if right.is_quantity else new_milli_quantity(_go_int64(right.number * 1000))
-            return Value(quantity=(left_q if pick_left(left_q.cmp(right_q)) else right_q).copy())
+            left_q, right_q = self._to_quantity(left), self._to_quantity(right)
+            return Value(quantity=left_q if pick_left(left_q.cmp(right_q)) else right_q)
         if pick_left((left.number > right.number) - (left.number < right.number)):
             return Value(number=left.number)
         return Value(number=right.number)
@@ -519,7 +510,7 @@ def evaluate(expression, variables=None):
         raise CalculatorError("parse error: syntax error at line 1, col %d" % exc.args[0])
     if result is None:
         raise CalculatorError(calc.last_error or "no result from parser")
-    if result.is_quantity and result.quantity.sign() < 0:
+    if result.is_quantity and result.quantity.value < 0:
         raise CalculatorError("calculation result is negative: %s" % result.quantity)
     if not result.is_quantity and result.number < 0:
         raise CalculatorError("calculation result is negative: %s" % format_g(result.number))
@@ -647,7 +638,7 @@ def aggregate(targets, mode):
         request = pick([q for q in (_resource_of(c, "requests", name) for c in targets) if q is not None])
         if (mode == "sum" or limit_values) and all(q is not None for q in limit_values):
             limits[name] = pick(limit_values)
-        if request is not None and (mode != "sum" or not request.is_zero()):
+        if request is not None and (mode != "sum" or request.value != 0):
             requests[name] = request
     return limits, requests
 

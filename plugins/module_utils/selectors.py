@@ -37,37 +37,12 @@ def is_empty_selector(selector):
     return not selector.get("matchLabels") and not selector.get("matchExpressions")
 
 
-def _requirement_matches(expr, labels):
-    key = expr.get("key")
-    operator = expr.get("operator")
-    values = expr.get("values") or ()
-    present = key in labels
-    if operator == "In":
-        return present and labels[key] in values
-    if operator == "NotIn":
-        return not present or labels[key] not in values
-    if operator == "Exists":
-        return present
-    if operator == "DoesNotExist":
-        return not present
-    return False
-
-
 def match_label_selector(selector, labels):
     """Return True when ``labels`` satisfy ``selector`` (Kubernetes semantics).
 
     ``None`` matches nothing; ``{}`` (no requirements) matches everything. An unknown operator never matches.
     """
-    if selector is None:
-        return False
-    labels = labels or {}
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or ():
-        if not _requirement_matches(expr, labels):
-            return False
-    return True
+    return compile_label_selector(selector)(labels)
 
 
 def compile_label_selector(selector):

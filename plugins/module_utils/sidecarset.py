@@ -34,15 +34,8 @@ import re
 
 try:
     import yaml
-    HAS_YAML = True
-    try:
-        _YAML_LOADER = yaml.CSafeLoader
-    except AttributeError:  # pragma: no cover - libyaml missing
-        _YAML_LOADER = yaml.SafeLoader
 except ImportError:  # pragma: no cover - PyYAML is a requirement of ansible-core
     yaml = None
-    HAS_YAML = False
-    _YAML_LOADER = None
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils.annotations import (
     CUSTOM_VERSION_LABEL,
@@ -147,6 +140,12 @@ def _items(value):
     return value if isinstance(value, list) else ()
 
 
+def _entries(container, field, path):
+    """``(path, entry)`` of the mapping entries of the list ``container[field]`` (the rest is reported by ``check_struct``)."""
+    return [("%s.%s[%d]" % (path, field, index), entry) for index, entry in enumerate(_items(container.get(field)))
+            if isinstance(entry, dict)]
+
+
 def _is_empty_selector(selector):
     """``selectors.is_empty_selector`` for a value of any type (a non-mapping is reported by the validation)."""
     return is_empty_selector(selector) if isinstance(selector, dict) or not selector else False
@@ -161,9 +160,22 @@ def clone(value):
     return value
 
 
+def to_plain(value):
+    """Return JSON-like data made of builtin types only (``str`` subclasses such as Ansible's unsafe text become
+    ``str``), so that it can be marshalled and safely dumped as YAML."""
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    for kind in (bool, str, int, float):  # bool before int: True stays a bool
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
 def require_yaml(error=SidecarSetError):
     """Raise ``error`` when PyYAML is missing (the SidecarSet and the manifest readers need it)."""
-    if not HAS_YAML:
+    if yaml is None:
         raise error("PyYAML is required to read and write YAML (pip install PyYAML)")
 
 
@@ -187,7 +199,7 @@ def read_yaml(text):
     Raises ``YamlProblem``; a document nested too deeply, an alias bomb or a value PyYAML cannot construct is one too.
     """
     try:
-        loader = _YAML_LOADER(text)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml when available
     except UnicodeError as exc:
         raise YamlProblem("reader", exc.reason, line=unmarked_error_line(text, exc))
     index = 0
@@ -340,7 +352,7 @@ def load_sidecarsets(items, base_dir=None):
     result = {}
     sources = {}
     for data, source, index in loaded:
-        normalized = _normalize(data, source, index)
+        normalized = normalize_sidecarset(data, source, index)
         name = sidecarset_name(normalized)
         if name in result:
             raise SidecarSetError([("metadata.name", "duplicate SidecarSet name (also defined in %s)"
@@ -591,10 +603,7 @@ def _is_zero_int_or_percent(value):
 
 
 def _validate_env(container, path, errors):
-    for index, env in enumerate(_items(container.get("env"))):
-        if not isinstance(env, dict):
-            continue
-        epath = "%s.env[%d]" % (path, index)
+    for epath, env in _entries(container, "env", path):
         name = env.get("name")
         if not name or not isinstance(name, str):
             errors.append(("%s.name" % epath, "required"))
@@ -611,10 +620,7 @@ def _validate_env(container, path, errors):
 
 
 def _validate_ports(container, path, errors):
-    for index, port in enumerate(_items(container.get("ports"))):
-        if not isinstance(port, dict):
-            continue
-        ppath = "%s.ports[%d]" % (path, index)
+    for ppath, port in _entries(container, "ports", path):
         number = port.get("containerPort")
         if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 65535:
             errors.append(("%s.containerPort" % ppath, "must be an integer between 1 and 65535"))
@@ -629,10 +635,7 @@ def _validate_mounts(container, path, volume_names, errors):
     paths = {}  # mountPath and devicePath share one namespace in the container
     for field, path_key, clash in (("volumeMounts", "mountPath", "%r must be unique (also used by %s)"),
                                    ("volumeDevices", "devicePath", "%r collides with %s")):
-        for index, use in enumerate(_items(container.get(field))):
-            if not isinstance(use, dict):
-                continue
-            upath = "%s.%s[%d]" % (path, field, index)
+        for upath, use in _entries(container, field, path):
             name, target = use.get("name"), use.get(path_key)
             if not name:
                 errors.append(("%s.name" % upath, "required"))
@@ -649,10 +652,7 @@ def _validate_mounts(container, path, volume_names, errors):
 
 
 def _validate_transfer_env(container, path, errors):
-    for index, entry in enumerate(_items(container.get("transferEnv"))):
-        if not isinstance(entry, dict):
-            continue
-        tpath = "%s.transferEnv[%d]" % (path, index)
+    for tpath, entry in _entries(container, "transferEnv", path):
         source_from = entry.get("sourceContainerNameFrom")
         if entry.get("sourceContainerName") and source_from:
             errors.append((tpath, "sourceContainerName and sourceContainerNameFrom are mutually exclusive"))
@@ -1003,7 +1003,8 @@ def _drop_stale_revision(result, recorded_hash, hash_value):
         del result["status"]["latestRevision"]
 
 
-def _normalize(obj, source, document):
+def normalize_sidecarset(obj, source=None, document=None):
+    """Convert to v1beta1, apply defaults, validate and hash; return a new dict (see module docstring)."""
     if not isinstance(obj, dict):
         raise SidecarSetError([("", "a SidecarSet must be a mapping, got %s" % type(obj).__name__)],
                               source=source, document=document)
@@ -1039,11 +1040,6 @@ def _normalize(obj, source, document):
     for key in result:
         ordered.setdefault(key, result[key])
     return ordered
-
-
-def normalize_sidecarset(obj, source=None):
-    """Convert to v1beta1, apply defaults, validate and hash; return a new dict (see module docstring)."""
-    return _normalize(obj, source, None)
 
 
 # ---------------------------------------------------------------- accessors

@@ -64,19 +64,13 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.podstate import
     replaced_instances,
     rollback_pending,
 )
-from ansible_collections.meshops.sidecarset.plugins.module_utils.status import sidecar_snapshot as status_snapshot
+from ansible_collections.meshops.sidecarset.plugins.module_utils.status import sidecar_snapshot
 from ansible_collections.meshops.sidecarset.plugins.module_utils.versions import next_version as batch_version, utcnow
 from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import selector_to_string
 from ansible_collections.meshops.sidecarset.plugins.module_utils.window import over_fail_limit, progress, window_capacity
 
 PHASES = ("upgrade", "reset", "all")
 ACTION_GATE = "gate"          # the driver's own step: the per-pod health check before the reset
-
-
-def sidecar_snapshot(pod, sidecarset):
-    """Working slots, images and versions of the SidecarSet's sidecars on ``pod`` (``status.sidecar_snapshot``, with
-    the ``version_alt`` alias of ``versionalt`` for one release)."""
-    return status_snapshot(pod, sidecarset, alias=True)
 
 
 class Options:
@@ -111,7 +105,7 @@ class PodProgress:
         self.node = (pod.get("spec") or {}).get("nodeName")
         self.pod_ip = (pod.get("status") or {}).get("podIP")
         self.host_ip = (pod.get("status") or {}).get("hostIP")
-        self.before = self.after = sidecar_snapshot(pod, sidecarset) if pod.get("spec") else {"working": {}, "images": {}, "versions": {}}
+        self.before = self.after = sidecar_snapshot(pod, sidecarset, alias=True) if pod.get("spec") else {"working": {}, "images": {}, "versions": {}}
         self.started, self.wall = started, wall
         self.marks = {}
         self.phase = pod_sidecar_phase(pod, sidecarset)[0] if pod.get("spec") else PHASE_MISSING
@@ -502,7 +496,7 @@ class UpgradeDriver:
             state.mark("end", end)
             pod = self.watches[state.namespace].snapshot(state.name)
             if pod is not None:
-                state.after = sidecar_snapshot(pod, self.sidecarset)
+                state.after = sidecar_snapshot(pod, self.sidecarset, alias=True)
         return [self.states[k] for k in dict.fromkeys(keys) if k in self.states], stopped
 
     def run(self, groups):

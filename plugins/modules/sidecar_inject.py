@@ -322,7 +322,7 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.errors import M
 from ansible_collections.meshops.sidecarset.plugins.module_utils.manifests import iter_documents
 from ansible_collections.meshops.sidecarset.plugins.module_utils.modrunner import finish, k8s_argument_spec, report_warnings, run_guarded
 from ansible_collections.meshops.sidecarset.plugins.module_utils.online import WORKLOAD_KINDS, inject_workloads, parse_workload_ref
-from ansible_collections.meshops.sidecarset.plugins.module_utils.podlist import selected_namespaces
+from ansible_collections.meshops.sidecarset.plugins.module_utils.selectors import select_namespaces
 from ansible_collections.meshops.sidecarset.plugins.module_utils.offline import (
     collect_sources,
     files_needing_write,
@@ -342,10 +342,8 @@ from ansible_collections.meshops.sidecarset.plugins.module_utils.sidecarset impo
 
 try:
     import yaml
-
-    HAS_YAML = True
-except ImportError:
-    HAS_YAML = False
+except ImportError:  # pragma: no cover - AnsibleK8SModule reports it (check_pyyaml)
+    pass
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
@@ -435,24 +433,18 @@ def prepare_revisions(module, sidecarsets, client=None):
     return prepared, report
 
 
-def run_online(module, sidecarsets, client=None):
+def run_online(module, sidecarsets, client):
     """Inject into live workloads; see DOCUMENTATION."""
     params = module.params
-    if client is None:
-        module.requires("kubernetes")
-        client = client_from_module(module)
     try:
         refs = [parse_workload_ref(ref) for ref in params["workloads"] or []]
     except ValueError as exc:  # a bad workloads option: one message, not a traceback
         raise ParameterError(str(exc))
     if params["namespace"]:
         namespaces = [params["namespace"]]
-    else:
-        selected = [selected_namespaces(client, ss) for ss in sidecarsets]
-        if any(names is None for names in selected):
-            namespaces = sorted(ns["metadata"]["name"] for ns in client.list_namespaces())
-        else:
-            namespaces = sorted({name for names in selected for name in names})
+    else:  # every namespace one of the SidecarSets' namespaceSelector selects (all for one without)
+        every = client.list_namespaces()
+        namespaces = sorted({name for ss in sidecarsets for name in select_namespaces(every, (ss.get("spec") or {}).get("namespaceSelector"))})
     try:
         results = inject_workloads(client, sidecarsets, namespaces, kinds=params["kinds"], names=refs,
                                    only_on_delete=params["only_on_delete"])
@@ -541,13 +533,10 @@ def main():
     module = AnsibleK8SModule(
         module_class=AnsibleModule,
         check_k8s=False,
-        check_pyyaml=False,
         argument_spec=argument_spec(),
         supports_check_mode=True,
         mutually_exclusive=[("src", "manifests"), ("dest", "namespace"), ("dest", "workloads")],
     )
-    if not HAS_YAML:
-        module.fail_json(msg="PyYAML is required: pip install PyYAML")
     finish(module, run_guarded(module, run))
 
 

@@ -75,12 +75,11 @@ def test_template_drift_finds_old_templates_and_the_pods_created_from_them():
 
 def test_sidecar_snapshot_one_spelling_and_the_alias(now):
     """``versionalt`` everywhere; sidecar_upgrade adds ``version_alt`` (the old spelling) for one release."""
-    from ansible_collections.meshops.sidecarset.plugins.module_utils.upgrade import sidecar_snapshot as upgrade_snapshot
     pod = pf.pod()
     plain = status.sidecar_snapshot(pod, pf.sidecarset())
     assert plain["versions"]["mesh-1"] == {"version": "1", "versionalt": "0"}
     assert (plain["working"], plain["empty"]) == ({"mesh": "mesh-1"}, {"mesh": "mesh-2"})
-    aliased = upgrade_snapshot(pod, pf.sidecarset())
+    aliased = status.sidecar_snapshot(pod, pf.sidecarset(), alias=True)
     assert aliased["versions"]["mesh-2"] == {"version": "0", "versionalt": "1", "version_alt": "1"}
     report = status.pod_report(pod, pf.sidecarset())
     assert {key: report[key] for key in plain} == plain
