@@ -7,10 +7,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import functools
+import random
+
 import pytest
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils import batch
 from ansible_collections.meshops.sidecarset.plugins.module_utils import hotupgrade as hu
+from ansible_collections.meshops.sidecarset.plugins.module_utils import podstate
 from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory as pf
 
 SS1 = pf.sidecarset()
@@ -63,6 +67,63 @@ def test_active_pods_order():
     pods = [ready_old, newer, restarts, ready_recent, not_ready, pending, unscheduled]
     assert names(batch.sort_pods(pods, SS2)) == [
         "unscheduled", "pending", "not-ready", "ready-recent", "restarts", "newer", "ready-old"]
+
+
+def _reference_active_pods_less(first, second):
+    """The pairwise ``controller.ActivePods.Less`` that ``batch._active_pods_key`` replaced (kept as the oracle)."""
+    node1 = (first.get("spec") or {}).get("nodeName") or ""
+    node2 = (second.get("spec") or {}).get("nodeName") or ""
+    if node1 != node2 and (not node1 or not node2):
+        return not node1
+    phase1 = batch._PHASE_ORDINAL.get((first.get("status") or {}).get("phase"), 0)
+    phase2 = batch._PHASE_ORDINAL.get((second.get("status") or {}).get("phase"), 0)
+    if phase1 != phase2:
+        return phase1 < phase2
+    ready1, ready2 = podstate.is_pod_ready_condition(first), podstate.is_pod_ready_condition(second)
+    if ready1 != ready2:
+        return not ready1
+
+    def after_or_zero(time1, time2):
+        return time1 is None if time1 is None or time2 is None else time1 > time2
+
+    if ready1 and ready2:
+        time1, time2 = [batch._parse_time((podstate.pod_condition(p, "Ready") or {}).get("lastTransitionTime"))
+                        for p in (first, second)]
+        if time1 != time2:
+            return after_or_zero(time1, time2)
+    restarts1, restarts2 = [max([s.get("restartCount") or 0 for s in (p.get("status") or {}).get("containerStatuses") or []] or [0])
+                            for p in (first, second)]
+    if restarts1 != restarts2:
+        return restarts1 > restarts2
+    created1, created2 = [batch._parse_time((p.get("metadata") or {}).get("creationTimestamp")) for p in (first, second)]
+    if created1 != created2:
+        return after_or_zero(created1, created2)
+    return False
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_active_pods_key_matches_the_pairwise_less(seed):
+    rng = random.Random(seed)
+    times = [None, "", "1969-12-31T23:59:59.999999Z", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00.0000005Z",
+             "2024-01-01T00:00:00.000001Z", "2024-01-01T01:00:00+01:00", "2024-03-01T00:00:00Z"]
+    pods = []
+    for index in range(rng.randint(0, 30)):
+        pod = pf.pod("p%d" % index, node=rng.choice(["", "n1", "n2"]), ready=rng.random() < 0.6,
+                     phase=rng.choice(["Pending", "Unknown", "Running", "Failed", None]), created=rng.choice(times))
+        condition = pod["status"]["conditions"][0]
+        condition["lastTransitionTime"] = rng.choice(times)
+        if rng.random() < 0.1:
+            condition["status"] = "Unknown"
+        if rng.random() < 0.1:
+            pod["status"]["conditions"] = []
+        for status in pod["status"]["containerStatuses"]:
+            status["restartCount"] = rng.choice([None, 0, 1, 3])
+        pods.append(pod)
+
+    def compare(first, second):
+        return -1 if _reference_active_pods_less(first, second) else 1 if _reference_active_pods_less(second, first) else 0
+
+    assert names(sorted(pods, key=batch._active_pods_key)) == names(sorted(pods, key=functools.cmp_to_key(compare)))
 
 
 def test_weight_priority_is_stable():
