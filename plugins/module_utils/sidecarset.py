@@ -484,14 +484,13 @@ def _apply_defaults(obj):
         spec["updateStrategy"] = {}
     _default(spec["updateStrategy"], type="RollingUpdate")
     _default(spec["updateStrategy"], falsy=False, maxUnavailable=1, partition=0)
-    for container in spec.get("initContainers") or () if isinstance(spec.get("initContainers"), list) else ():
-        _default_sidecar_container(container, AFTER)
-    for container in spec.get("containers") or () if isinstance(spec.get("containers"), list) else ():
-        _default_sidecar_container(container, BEFORE)
-    for volume in spec.get("volumes") or () if isinstance(spec.get("volumes"), list) else ():
+    for key, inject_policy in (("initContainers", AFTER), ("containers", BEFORE)):
+        for container in _items(spec.get(key)):
+            _default_sidecar_container(container, inject_policy)
+    for volume in _items(spec.get("volumes")):
         _default_volume(volume)
     _default(spec, falsy=False, revisionHistoryLimit=10)
-    for patch in spec.get("patchPodMetadata") or () if isinstance(spec.get("patchPodMetadata"), list) else ():
+    for patch in _items(spec.get("patchPodMetadata")):
         _default(patch, patchPolicy="Retain")
     injection = spec.get("injectionStrategy")
     if isinstance(injection, dict):
