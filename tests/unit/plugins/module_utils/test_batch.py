@@ -120,8 +120,8 @@ def test_active_pods_key_matches_the_pairwise_less(seed):
             status["restartCount"] = rng.choice([None, 0, 1, 3])
         pods.append(pod)
 
-    def compare(first, second):
-        return -1 if _reference_active_pods_less(first, second) else 1 if _reference_active_pods_less(second, first) else 0
+    def compare(one, other):
+        return -1 if _reference_active_pods_less(one, other) else 1 if _reference_active_pods_less(other, one) else 0
 
     assert names(sorted(pods, key=batch._active_pods_key)) == names(sorted(pods, key=functools.cmp_to_key(compare)))
 
