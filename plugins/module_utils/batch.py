@@ -193,12 +193,8 @@ def _group_by_density(total_matched, total_unmatched, update_matched, update_unm
     update_group = _scatter_group(update_matched, update_unmatched)
     if total_unmatched * update_matched >= update_unmatched * total_matched:
         return update_group
-    total_group = _scatter_group(total_matched, total_unmatched)
-    group = {"matched": total_group["matched"], "unmatched": total_group["unmatched"]}
-    if update_matched // group["matched"] < update_unmatched // group["unmatched"]:
-        group["groups"] = update_matched // group["matched"]
-    else:
-        group["groups"] = update_unmatched // group["unmatched"]
+    group = _scatter_group(total_matched, total_unmatched)  # the density of all pods, in groups the update fills
+    group["groups"] = min(update_matched // group["matched"], update_unmatched // group["unmatched"])
     group["remainder"] = update_unmatched - group["groups"] * group["unmatched"]
     return group
 

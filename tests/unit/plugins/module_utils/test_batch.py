@@ -126,6 +126,32 @@ def test_active_pods_key_matches_the_pairwise_less(seed):
     assert names(sorted(pods, key=batch._active_pods_key)) == names(sorted(pods, key=functools.cmp_to_key(compare)))
 
 
+def _reference_group_by_density(total_matched, total_unmatched, update_matched, update_unmatched):
+    """``calculateGroupByDensity`` as first ported (the oracle of ``batch._group_by_density``)."""
+    update_group = batch._scatter_group(update_matched, update_unmatched)
+    if total_unmatched * update_matched >= update_unmatched * total_matched:
+        return update_group
+    total_group = batch._scatter_group(total_matched, total_unmatched)
+    group = {"matched": total_group["matched"], "unmatched": total_group["unmatched"]}
+    if update_matched // group["matched"] < update_unmatched // group["unmatched"]:
+        group["groups"] = update_matched // group["matched"]
+    else:
+        group["groups"] = update_unmatched // group["unmatched"]
+    group["remainder"] = update_unmatched - group["groups"] * group["unmatched"]
+    return group
+
+
+def test_group_by_density_matches_the_first_port():
+    """Every count ``_scatter_by_term`` can pass: at least one matched and unmatched pod left to update (it
+    returns early otherwise), the totals at least the pods to update."""
+    for update_matched in range(1, 9):
+        for update_unmatched in range(1, 9):
+            for total_matched in range(update_matched, 13):
+                for total_unmatched in range(update_unmatched, 13):
+                    counts = (total_matched, total_unmatched, update_matched, update_unmatched)
+                    assert batch._group_by_density(*counts) == _reference_group_by_density(*counts), counts
+
+
 def test_weight_priority_is_stable():
     sset = with_strategy(SS2, priorityStrategy={"weightPriority": [
         {"weight": 50, "matchSelector": {"matchLabels": {"tier": "canary"}}},
