@@ -170,13 +170,8 @@ def _scatter_terms(strategy, all_pods, waiting):
                 terms.append(pair)
     if len(terms) <= 1:
         return terms
-    counted = []
-    for term in terms:
-        count = sum(1 for p in waiting if _labels(p).get(term["key"]) == term["value"])
-        if count:
-            counted.append((count, term))
-    counted.sort(key=lambda item: -item[0])
-    return [term for count, term in counted]
+    counted = [(sum(1 for p in waiting if _labels(p).get(term["key"]) == term["value"]), term) for term in terms]
+    return [term for count, term in sorted(counted, key=lambda item: -item[0]) if count]
 
 
 def _go_round(value):

@@ -184,6 +184,16 @@ def test_scatter_wildcard_expands_values():
     assert ordered != names(pods)
 
 
+def test_scatter_terms_most_matched_first_ties_in_order_unmatched_dropped():
+    zone = {"key": "zone", "value": "*"}
+    pods = [pf.pod("p%d" % i, labels={"zone": z, "rack": r}) for i, (z, r) in enumerate(["ab", "ab", "bc", "cd", "cd", "cd"])]
+    waiting = pods[:5]
+    terms = batch._scatter_terms([zone, {"key": "rack", "value": "b"}, {"key": "rack", "value": "x"}], pods, waiting)
+    assert terms == [{"key": "zone", "value": "a"}, {"key": "zone", "value": "c"}, {"key": "rack", "value": "b"},
+                     {"key": "zone", "value": "b"}]  # 2, 2, 2 (ties in expansion order), 1; rack=x: none
+    assert batch._scatter_terms([{"key": "rack", "value": "x"}], pods, waiting) == [{"key": "rack", "value": "x"}]
+
+
 def test_pick_batch_respects_max_unavailable_and_not_ready_pods_are_free():
     pods = [pf.pod("p%d" % i) for i in range(4)] + [pf.pod("sick", ready=False)]
     result = batch.pick_batch(pods, SS2)
