@@ -62,20 +62,11 @@ def compile_label_selector(selector):
                 return False
         for key, operator, values in expressions:
             present = key in labels
-            if operator == "In":
-                if not present or labels[key] not in values:
+            if operator in ("In", "NotIn"):  # In: a listed value; NotIn: none (a missing label has none)
+                if (present and labels[key] in values) != (operator == "In"):
                     return False
-            elif operator == "NotIn":
-                if present and labels[key] in values:
-                    return False
-            elif operator == "Exists":
-                if not present:
-                    return False
-            elif operator == "DoesNotExist":
-                if present:
-                    return False
-            else:
-                return False
+            elif operator not in ("Exists", "DoesNotExist") or present != (operator == "Exists"):
+                return False  # an unknown operator never matches
         return True
 
     return predicate
