@@ -181,10 +181,8 @@ def selector_to_string(selector):
         key = expr.get("key")
         operator = expr.get("operator")
         values = ",".join(sorted(str(v) for v in (expr.get("values") or ())))
-        if operator == "In":
-            requirements.append((key, "%s in (%s)" % (key, values)))
-        elif operator == "NotIn":
-            requirements.append((key, "%s notin (%s)" % (key, values)))
+        if operator in ("In", "NotIn"):
+            requirements.append((key, "%s %s (%s)" % (key, operator.lower(), values)))
         elif operator == "Exists":
             requirements.append((key, key))
         elif operator == "DoesNotExist":
