@@ -19,7 +19,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import functools
 import math
 import re
 
@@ -106,57 +105,28 @@ def _parse_time(value):
     return parsed
 
 
-def _after_or_zero(first, second):
-    """``afterOrZero``: a zero time sorts first; otherwise the later time first."""
-    if first is None or second is None:
-        return first is None
-    return first > second
+_EPOCH = datetime.datetime(1970, 1, 1)
 
 
-def _ready_time(pod):
-    """When the Ready condition became true (called for ready pods only)."""
-    return _parse_time((pod_condition(pod, "Ready") or {}).get("lastTransitionTime"))
+def _zero_then_latest(value):
+    """``afterOrZero`` as a sort key: a zero time sorts first; otherwise the later time first."""
+    return (0, 0) if value is None else (1, (_EPOCH - value) // datetime.timedelta(microseconds=1))
 
 
-def _max_restarts(pod):
-    return max([s.get("restartCount") or 0 for s in (pod.get("status") or {}).get("containerStatuses") or []] or [0])
-
-
-def _active_pods_less(first, second):
-    """``controller.ActivePods.Less``."""
-    node1 = (first.get("spec") or {}).get("nodeName") or ""
-    node2 = (second.get("spec") or {}).get("nodeName") or ""
-    if node1 != node2 and (not node1 or not node2):
-        return not node1
-    phase1 = _PHASE_ORDINAL.get((first.get("status") or {}).get("phase"), 0)
-    phase2 = _PHASE_ORDINAL.get((second.get("status") or {}).get("phase"), 0)
-    if phase1 != phase2:
-        return phase1 < phase2
-    ready1, ready2 = is_pod_ready_condition(first), is_pod_ready_condition(second)
-    if ready1 != ready2:
-        return not ready1
-    if ready1 and ready2:
-        time1, time2 = _ready_time(first), _ready_time(second)
-        if time1 != time2:
-            return _after_or_zero(time1, time2)
-    restarts1, restarts2 = _max_restarts(first), _max_restarts(second)
-    if restarts1 != restarts2:
-        return restarts1 > restarts2
-    created1 = _parse_time((first.get("metadata") or {}).get("creationTimestamp"))
-    created2 = _parse_time((second.get("metadata") or {}).get("creationTimestamp"))
-    if created1 != created2:
-        return _after_or_zero(created1, created2)
-    return False
-
-
-def _compare_with(less):
-    def compare(first, second):
-        if less(first, second):
-            return -1
-        if less(second, first):
-            return 1
-        return 0
-    return functools.cmp_to_key(compare)
+def _active_pods_key(pod):
+    """``controller.ActivePods.Less`` as a sort key: unscheduled, phase, not ready, most recently ready (ready pods
+    only), more restarts, newer ``creationTimestamp``."""
+    status = pod.get("status") or {}
+    ready = is_pod_ready_condition(pod)
+    ready_time = _parse_time((pod_condition(pod, "Ready") or {}).get("lastTransitionTime")) if ready else None
+    return (
+        bool((pod.get("spec") or {}).get("nodeName")),
+        _PHASE_ORDINAL.get(status.get("phase"), 0),
+        ready,
+        _zero_then_latest(ready_time),
+        -max([s.get("restartCount") or 0 for s in status.get("containerStatuses") or []] or [0]),
+        _zero_then_latest(_parse_time((pod.get("metadata") or {}).get("creationTimestamp"))),
+    )
 
 
 def _labels(pod):
@@ -200,13 +170,8 @@ def _scatter_terms(strategy, all_pods, waiting):
                 terms.append(pair)
     if len(terms) <= 1:
         return terms
-    counted = []
-    for term in terms:
-        count = sum(1 for p in waiting if _labels(p).get(term["key"]) == term["value"])
-        if count:
-            counted.append((count, term))
-    counted.sort(key=lambda item: -item[0])
-    return [term for count, term in counted]
+    counted = [(sum(1 for p in waiting if _labels(p).get(term["key"]) == term["value"]), term) for term in terms]
+    return [term for count, term in sorted(counted, key=lambda item: -item[0]) if count]
 
 
 def _go_round(value):
@@ -223,12 +188,8 @@ def _group_by_density(total_matched, total_unmatched, update_matched, update_unm
     update_group = _scatter_group(update_matched, update_unmatched)
     if total_unmatched * update_matched >= update_unmatched * total_matched:
         return update_group
-    total_group = _scatter_group(total_matched, total_unmatched)
-    group = {"matched": total_group["matched"], "unmatched": total_group["unmatched"]}
-    if update_matched // group["matched"] < update_unmatched // group["unmatched"]:
-        group["groups"] = update_matched // group["matched"]
-    else:
-        group["groups"] = update_unmatched // group["unmatched"]
+    group = _scatter_group(total_matched, total_unmatched)  # the density of all pods, in groups the update fills
+    group["groups"] = min(update_matched // group["matched"], update_unmatched // group["unmatched"])
     group["remainder"] = update_unmatched - group["groups"] * group["unmatched"]
     return group
 
@@ -266,7 +227,7 @@ def sort_pods(pods, sidecarset, all_pods=None):
     """
     all_pods = pods if all_pods is None else all_pods
     strategy = update_strategy(sidecarset)
-    ordered = sorted(pods, key=_compare_with(_active_pods_less))
+    ordered = sorted(pods, key=_active_pods_key)
     priority = _priority_key(strategy.get("priorityStrategy"))
     if priority is not None:
         ordered = sorted(ordered, key=priority)

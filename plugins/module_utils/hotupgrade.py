@@ -350,13 +350,6 @@ def _restore_previous(draft, sidecar, previous, serving):
         raise PlanRefusal("previous annotations name %s as working, but %s is the twin that still serves" % (before, serving))
 
 
-def _rollback_hash(draft, previous, now):
-    if previous is not None:
-        _set_hash(draft, now, read_hash_entries(previous).get(sidecarset_name(draft.sidecarset)))
-    else:
-        _set_hash(draft, now, True if _runs_desired_images(draft) else None)
-
-
 def _runs_desired_images(draft):
     for sidecar in sidecar_containers(draft.sidecarset):
         if is_hot_upgrade(sidecar):
@@ -407,7 +400,10 @@ def plan_rollback(pod, sidecarset, previous_annotations=None, now=None):
             _rollback_twin(draft, facts.sidecar, working.name, other.name)
             if previous_annotations is not None:
                 _restore_previous(draft, facts.sidecar, previous_annotations, other.name)
-        _rollback_hash(draft, previous_annotations, now)
+        if previous_annotations is not None:
+            _set_hash(draft, now, read_hash_entries(previous_annotations).get(name))
+        else:
+            _set_hash(draft, now, True if _runs_desired_images(draft) else None)
     except PlanRefusal as exc:
         return Plan(ACTION_REFUSE, reason=str(exc), sidecarset=name)
     return draft.plan(ACTION_ROLLBACK, "rolled back %s to the empty image" % ", ".join(draft.changed), now)

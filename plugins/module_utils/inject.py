@@ -34,6 +34,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import functools
 import json
 import marshal
 import re
@@ -596,19 +597,11 @@ def _revision_for(compiled, labels, old_hash, rand):
         return compiled
     injected = (old_hash.get(compiled.name) or {}).get("hash")
     if injected == compiled.history.hash:
-        rand = _draw_zero  # a draw at or below any partition: the history
+        rand = functools.partial(float, 0)  # a draw at or below any partition: the history
     elif injected == compiled.hash:
-        rand = _draw_one  # above any partition below 100%: the latest
+        rand = functools.partial(float, 1)  # above any partition below 100%: the latest
     chosen = choose_revision(compiled.source, compiled.history.source, labels, rand)
     return compiled.history if chosen is compiled.history.source else compiled
-
-
-def _draw_zero():
-    return 0.0
-
-
-def _draw_one():
-    return 1.0
 
 
 def inject_pod(pod, sidecarsets, namespace=None, namespace_labels=None, now=None, rand=None):

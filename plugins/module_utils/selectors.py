@@ -62,20 +62,11 @@ def compile_label_selector(selector):
                 return False
         for key, operator, values in expressions:
             present = key in labels
-            if operator == "In":
-                if not present or labels[key] not in values:
+            if operator in ("In", "NotIn"):  # In: a listed value; NotIn: none (a missing label has none)
+                if (present and labels[key] in values) != (operator == "In"):
                     return False
-            elif operator == "NotIn":
-                if present and labels[key] in values:
-                    return False
-            elif operator == "Exists":
-                if not present:
-                    return False
-            elif operator == "DoesNotExist":
-                if present:
-                    return False
-            else:
-                return False
+            elif operator not in ("Exists", "DoesNotExist") or present != (operator == "Exists"):
+                return False  # an unknown operator never matches
         return True
 
     return predicate
@@ -190,10 +181,8 @@ def selector_to_string(selector):
         key = expr.get("key")
         operator = expr.get("operator")
         values = ",".join(sorted(str(v) for v in (expr.get("values") or ())))
-        if operator == "In":
-            requirements.append((key, "%s in (%s)" % (key, values)))
-        elif operator == "NotIn":
-            requirements.append((key, "%s notin (%s)" % (key, values)))
+        if operator in ("In", "NotIn"):
+            requirements.append((key, "%s %s (%s)" % (key, operator.lower(), values)))
         elif operator == "Exists":
             requirements.append((key, key))
         elif operator == "DoesNotExist":

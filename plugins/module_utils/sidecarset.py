@@ -403,25 +403,26 @@ def _image_tag(image):
     return tag
 
 
+def _default(mapping, falsy=True, **values):
+    """Set each of ``values`` (in order) that ``mapping`` holds as a falsy value (Go's zero value) or lacks; with
+    ``falsy=False`` only where it holds ``None`` or lacks it. No-op unless ``mapping`` is a mapping."""
+    if isinstance(mapping, dict):
+        for key, value in values.items():
+            if (not mapping.get(key)) if falsy else mapping.get(key) is None:
+                mapping[key] = value
+
+
 def _default_http_get(handler):
-    if isinstance(handler, dict) and isinstance(handler.get("httpGet"), dict):
-        http_get = handler["httpGet"]
-        if not http_get.get("path"):
-            http_get["path"] = "/"
-        if not http_get.get("scheme"):
-            http_get["scheme"] = "HTTP"
+    if isinstance(handler, dict):
+        _default(handler.get("httpGet"), path="/", scheme="HTTP")
 
 
 def _default_probe(probe):
     if not isinstance(probe, dict):
         return
-    for key, value in (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1), ("failureThreshold", 3)):
-        if not probe.get(key):
-            probe[key] = value
+    _default(probe, timeoutSeconds=1, periodSeconds=10, successThreshold=1, failureThreshold=3)
     _default_http_get(probe)
-    grpc = probe.get("grpc")
-    if isinstance(grpc, dict) and grpc.get("service") is None:
-        grpc["service"] = ""
+    _default(probe.get("grpc"), falsy=False, service="")
 
 
 def default_container(container):
@@ -429,18 +430,12 @@ def default_container(container):
     image = container.get("image")
     if not container.get("imagePullPolicy") and isinstance(image, str):
         container["imagePullPolicy"] = "Always" if _image_tag(image) == "latest" else "IfNotPresent"
-    if not container.get("terminationMessagePath"):
-        container["terminationMessagePath"] = "/dev/termination-log"
-    if not container.get("terminationMessagePolicy"):
-        container["terminationMessagePolicy"] = "File"
+    _default(container, terminationMessagePath="/dev/termination-log", terminationMessagePolicy="File")
     for port in _items(container.get("ports")):
-        if isinstance(port, dict) and not port.get("protocol"):
-            port["protocol"] = "TCP"
+        _default(port, protocol="TCP")
     for env in _items(container.get("env")):
         if isinstance(env, dict) and isinstance(env.get("valueFrom"), dict):
-            field_ref = env["valueFrom"].get("fieldRef")
-            if isinstance(field_ref, dict) and not field_ref.get("apiVersion"):
-                field_ref["apiVersion"] = "v1"
+            _default(env["valueFrom"].get("fieldRef"), apiVersion="v1")
     if container.get("resources") is None:
         # the API server stores an empty ResourceRequirements on every container; so do we, so that a
         # template read back from the cluster compares equal to what we injected
@@ -461,23 +456,14 @@ def default_container(container):
 def _default_sidecar_container(container, inject_policy):
     if not isinstance(container, dict):
         return
-    if not container.get("podInjectPolicy"):
-        container["podInjectPolicy"] = inject_policy
-    strategy = container.get("upgradeStrategy")
-    if strategy is None:
-        strategy = container["upgradeStrategy"] = {}
-    if isinstance(strategy, dict) and not strategy.get("upgradeType"):
-        strategy["upgradeType"] = COLD
-    share = container.get("shareVolumePolicy")
-    if share is None:
-        share = container["shareVolumePolicy"] = {}
-    if isinstance(share, dict) and not share.get("type"):
-        share["type"] = "disabled"
+    _default(container, podInjectPolicy=inject_policy)
+    for key, field, value in (("upgradeStrategy", "upgradeType", COLD), ("shareVolumePolicy", "type", "disabled")):
+        if container.get(key) is None:
+            container[key] = {}
+        _default(container[key], **{field: value})
     for entry in _items(container.get("transferEnv")):
         if isinstance(entry, dict) and isinstance(entry.get("sourceContainerNameFrom"), dict):
-            field_ref = entry["sourceContainerNameFrom"].get("fieldRef")
-            if isinstance(field_ref, dict) and not field_ref.get("apiVersion"):
-                field_ref["apiVersion"] = "v1"
+            _default(entry["sourceContainerNameFrom"].get("fieldRef"), apiVersion="v1")
     default_resources_policy(container)
     default_container(container)
 
@@ -488,39 +474,27 @@ def _default_volume(volume):
     if not any(key in volume for key in VOLUME_SOURCES):
         volume["emptyDir"] = {}
     for key in ("secret", "configMap", "downwardAPI", "projected"):
-        if isinstance(volume.get(key), dict) and volume[key].get("defaultMode") is None:
-            volume[key]["defaultMode"] = 420
-    if isinstance(volume.get("hostPath"), dict) and volume["hostPath"].get("type") is None:
-        volume["hostPath"]["type"] = ""
+        _default(volume.get(key), falsy=False, defaultMode=420)
+    _default(volume.get("hostPath"), falsy=False, type="")
 
 
 def _apply_defaults(obj):
     spec = obj["spec"]
-    strategy = spec.get("updateStrategy")
-    if strategy is None:
-        strategy = spec["updateStrategy"] = {}
-    if isinstance(strategy, dict):
-        if not strategy.get("type"):
-            strategy["type"] = "RollingUpdate"
-        if strategy.get("maxUnavailable") is None:
-            strategy["maxUnavailable"] = 1
-        if strategy.get("partition") is None:
-            strategy["partition"] = 0
-    for container in spec.get("initContainers") or () if isinstance(spec.get("initContainers"), list) else ():
-        _default_sidecar_container(container, AFTER)
-    for container in spec.get("containers") or () if isinstance(spec.get("containers"), list) else ():
-        _default_sidecar_container(container, BEFORE)
-    for volume in spec.get("volumes") or () if isinstance(spec.get("volumes"), list) else ():
+    if spec.get("updateStrategy") is None:
+        spec["updateStrategy"] = {}
+    _default(spec["updateStrategy"], type="RollingUpdate")
+    _default(spec["updateStrategy"], falsy=False, maxUnavailable=1, partition=0)
+    for key, inject_policy in (("initContainers", AFTER), ("containers", BEFORE)):
+        for container in _items(spec.get(key)):
+            _default_sidecar_container(container, inject_policy)
+    for volume in _items(spec.get("volumes")):
         _default_volume(volume)
-    if spec.get("revisionHistoryLimit") is None:
-        spec["revisionHistoryLimit"] = 10
-    for patch in spec.get("patchPodMetadata") or () if isinstance(spec.get("patchPodMetadata"), list) else ():
-        if isinstance(patch, dict) and not patch.get("patchPolicy"):
-            patch["patchPolicy"] = "Retain"
+    _default(spec, falsy=False, revisionHistoryLimit=10)
+    for patch in _items(spec.get("patchPodMetadata")):
+        _default(patch, patchPolicy="Retain")
     injection = spec.get("injectionStrategy")
-    if isinstance(injection, dict) and isinstance(injection.get("revision"), dict):
-        if not injection["revision"].get("policy"):
-            injection["revision"]["policy"] = "Always"
+    if isinstance(injection, dict):
+        _default(injection.get("revision"), policy="Always")
 
 
 # ---------------------------------------------------------------- validation

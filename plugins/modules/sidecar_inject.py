@@ -412,10 +412,9 @@ def prepare_revisions(module, sidecarsets, client=None):
     prepared = []
     for sidecarset in sidecarsets:
         name = sidecarset_name(sidecarset)
-        existing = []
-        if client is not None and namespace:
-            existing = client.list_controller_revisions(namespace, label_selector="%s=%s" % (SIDECARSET_NAME_LABEL, name))
-        if client is not None and namespace and params["record_revision"]:
+        online = client is not None and bool(namespace)
+        existing = client.list_controller_revisions(namespace, label_selector="%s=%s" % (SIDECARSET_NAME_LABEL, name)) if online else []
+        if online and params["record_revision"]:
             action, revision = plan_record(sidecarset, existing, namespace)
             if action == "create":
                 written = client.create_controller_revision(namespace, revision)

@@ -7,10 +7,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import functools
+import random
+
 import pytest
 
 from ansible_collections.meshops.sidecarset.plugins.module_utils import batch
 from ansible_collections.meshops.sidecarset.plugins.module_utils import hotupgrade as hu
+from ansible_collections.meshops.sidecarset.plugins.module_utils import podstate
 from ansible_collections.meshops.sidecarset.tests.unit.plugins.module_utils import podfactory as pf
 
 SS1 = pf.sidecarset()
@@ -65,6 +69,89 @@ def test_active_pods_order():
         "unscheduled", "pending", "not-ready", "ready-recent", "restarts", "newer", "ready-old"]
 
 
+def _reference_active_pods_less(first, second):
+    """The pairwise ``controller.ActivePods.Less`` that ``batch._active_pods_key`` replaced (kept as the oracle)."""
+    node1 = (first.get("spec") or {}).get("nodeName") or ""
+    node2 = (second.get("spec") or {}).get("nodeName") or ""
+    if node1 != node2 and (not node1 or not node2):
+        return not node1
+    phase1 = batch._PHASE_ORDINAL.get((first.get("status") or {}).get("phase"), 0)
+    phase2 = batch._PHASE_ORDINAL.get((second.get("status") or {}).get("phase"), 0)
+    if phase1 != phase2:
+        return phase1 < phase2
+    ready1, ready2 = podstate.is_pod_ready_condition(first), podstate.is_pod_ready_condition(second)
+    if ready1 != ready2:
+        return not ready1
+
+    def after_or_zero(time1, time2):
+        return time1 is None if time1 is None or time2 is None else time1 > time2
+
+    if ready1 and ready2:
+        time1, time2 = [batch._parse_time((podstate.pod_condition(p, "Ready") or {}).get("lastTransitionTime"))
+                        for p in (first, second)]
+        if time1 != time2:
+            return after_or_zero(time1, time2)
+    restarts1, restarts2 = [max([s.get("restartCount") or 0 for s in (p.get("status") or {}).get("containerStatuses") or []] or [0])
+                            for p in (first, second)]
+    if restarts1 != restarts2:
+        return restarts1 > restarts2
+    created1, created2 = [batch._parse_time((p.get("metadata") or {}).get("creationTimestamp")) for p in (first, second)]
+    if created1 != created2:
+        return after_or_zero(created1, created2)
+    return False
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_active_pods_key_matches_the_pairwise_less(seed):
+    rng = random.Random(seed)
+    times = [None, "", "1969-12-31T23:59:59.999999Z", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00.0000005Z",
+             "2024-01-01T00:00:00.000001Z", "2024-01-01T01:00:00+01:00", "2024-03-01T00:00:00Z"]
+    pods = []
+    for index in range(rng.randint(0, 30)):
+        pod = pf.pod("p%d" % index, node=rng.choice(["", "n1", "n2"]), ready=rng.random() < 0.6,
+                     phase=rng.choice(["Pending", "Unknown", "Running", "Failed", None]), created=rng.choice(times))
+        condition = pod["status"]["conditions"][0]
+        condition["lastTransitionTime"] = rng.choice(times)
+        if rng.random() < 0.1:
+            condition["status"] = "Unknown"
+        if rng.random() < 0.1:
+            pod["status"]["conditions"] = []
+        for status in pod["status"]["containerStatuses"]:
+            status["restartCount"] = rng.choice([None, 0, 1, 3])
+        pods.append(pod)
+
+    def compare(one, other):
+        return -1 if _reference_active_pods_less(one, other) else 1 if _reference_active_pods_less(other, one) else 0
+
+    assert names(sorted(pods, key=batch._active_pods_key)) == names(sorted(pods, key=functools.cmp_to_key(compare)))
+
+
+def _reference_group_by_density(total_matched, total_unmatched, update_matched, update_unmatched):
+    """``calculateGroupByDensity`` as first ported (the oracle of ``batch._group_by_density``)."""
+    update_group = batch._scatter_group(update_matched, update_unmatched)
+    if total_unmatched * update_matched >= update_unmatched * total_matched:
+        return update_group
+    total_group = batch._scatter_group(total_matched, total_unmatched)
+    group = {"matched": total_group["matched"], "unmatched": total_group["unmatched"]}
+    if update_matched // group["matched"] < update_unmatched // group["unmatched"]:
+        group["groups"] = update_matched // group["matched"]
+    else:
+        group["groups"] = update_unmatched // group["unmatched"]
+    group["remainder"] = update_unmatched - group["groups"] * group["unmatched"]
+    return group
+
+
+def test_group_by_density_matches_the_first_port():
+    """Every count ``_scatter_by_term`` can pass: at least one matched and unmatched pod left to update (it
+    returns early otherwise), the totals at least the pods to update."""
+    for update_matched in range(1, 9):
+        for update_unmatched in range(1, 9):
+            for total_matched in range(update_matched, 13):
+                for total_unmatched in range(update_unmatched, 13):
+                    counts = (total_matched, total_unmatched, update_matched, update_unmatched)
+                    assert batch._group_by_density(*counts) == _reference_group_by_density(*counts), counts
+
+
 def test_weight_priority_is_stable():
     sset = with_strategy(SS2, priorityStrategy={"weightPriority": [
         {"weight": 50, "matchSelector": {"matchLabels": {"tier": "canary"}}},
@@ -95,6 +182,16 @@ def test_scatter_wildcard_expands_values():
     ordered = names(batch.sort_pods(pods, sset))
     assert sorted(ordered) == sorted(names(pods))
     assert ordered != names(pods)
+
+
+def test_scatter_terms_most_matched_first_ties_in_order_unmatched_dropped():
+    zone = {"key": "zone", "value": "*"}
+    pods = [pf.pod("p%d" % i, labels={"zone": z, "rack": r}) for i, (z, r) in enumerate(["ab", "ab", "bc", "cd", "cd", "cd"])]
+    waiting = pods[:5]
+    terms = batch._scatter_terms([zone, {"key": "rack", "value": "b"}, {"key": "rack", "value": "x"}], pods, waiting)
+    assert terms == [{"key": "zone", "value": "a"}, {"key": "zone", "value": "c"}, {"key": "rack", "value": "b"},
+                     {"key": "zone", "value": "b"}]  # 2, 2, 2 (ties in expansion order), 1; rack=x: none
+    assert batch._scatter_terms([{"key": "rack", "value": "x"}], pods, waiting) == [{"key": "rack", "value": "x"}]
 
 
 def test_pick_batch_respects_max_unavailable_and_not_ready_pods_are_free():

@@ -282,3 +282,48 @@ def test_only_on_delete_is_refused_offline():
                      record_revision=False, revisions=[], namespace_labels={}, only_on_delete=True)
     with pytest.raises(ParameterError, match="only_on_delete is an online option"):
         sidecar_inject.run(module)
+
+
+class RevisionClient:
+    """The ControllerRevision calls of ``prepare_revisions``, recorded."""
+
+    def __init__(self, stored=()):
+        self.stored = list(stored)
+        self.calls = []
+
+    def list_controller_revisions(self, namespace, label_selector=None):
+        self.calls.append(("list", namespace, label_selector))
+        return copy.deepcopy(self.stored)
+
+    def create_controller_revision(self, namespace, body):
+        self.calls.append(("create", namespace, body["metadata"]["name"]))
+        return body
+
+    def replace_controller_revision(self, namespace, name, body):
+        self.calls.append(("replace", namespace, name))
+        return body
+
+
+@pytest.mark.parametrize("revision_namespace,record,stored,calls,action", [
+    (None, True, None, [], "computed"),  # no namespace: nothing is read or written, the revision is computed
+    ("kruise", False, None, ["list"], "computed"),
+    ("kruise", True, None, ["list", "create"], "create"),
+    ("kruise", True, "v1", ["list"], "none"),  # the newest stored revision holds the spec
+    ("kruise", True, "v1-then-v2", ["list", "replace"], "bump"),  # an older one does: a rollback
+])
+def test_prepare_revisions_reads_and_records_only_online_with_a_namespace(revision_namespace, record, stored, calls, action):
+    from ansible_collections.meshops.sidecarset.plugins.module_utils import revisions  # pylint: disable=import-outside-toplevel
+    current = sidecarset("mesh/proxy:v1")
+    history = {None: [], "v1": [revisions.new_revision(current[0], "kruise", 1)],
+               "v1-then-v2": [revisions.new_revision(current[0], "kruise", 1),
+                              revisions.new_revision(sidecarset("mesh/proxy:v2")[0], "kruise", 2)]}[stored]
+    client = RevisionClient(history)
+    module = FakeModule(revisions=[], revision_namespace=revision_namespace, record_revision=record)
+    prepared, report = sidecar_inject.prepare_revisions(module, current, client)
+    assert [call[0] for call in client.calls] == calls
+    assert all(call[2] == "kruise.io/sidecarset-name=mesh" for call in client.calls if call[0] == "list")
+    assert report["mesh"]["action"] == action
+    recorded = record and revision_namespace
+    assert (prepared[0].get("status") or {}).get("latestRevision") == (report["mesh"]["name"] if recorded else None)
+    offline, dummy = sidecar_inject.prepare_revisions(module, current)
+    assert offline[0].get("status", {}).get("latestRevision") is None and dummy["mesh"]["action"] == "computed"

@@ -35,6 +35,11 @@ CASES = [
     ({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]}, False),
     ({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["back"]}]}, False),
     ({"matchExpressions": [{"key": "app", "operator": "Gt", "values": ["1"]}]}, False),
+    ({"matchExpressions": [{"key": "missing", "operator": "Gt", "values": ["1"]}]}, False),
+    ({"matchExpressions": [{"key": "missing", "operator": None}]}, False),
+    ({"matchExpressions": [{"key": "env", "operator": "In", "values": ["prod"]},
+                           {"key": "tier", "operator": "NotIn", "values": ["back"]},
+                           {"key": "app", "operator": "Exists"}, {"key": "x", "operator": "DoesNotExist"}]}, True),
     ({}, True),
     (None, False),
 ]

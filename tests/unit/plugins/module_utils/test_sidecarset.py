@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import json
 import os
 
 import pytest
@@ -181,6 +182,65 @@ def test_transfer_env_field_ref_api_version_default():
                                    "envName": "TZ"}])
     out = normalize_sidecarset(base(containers=[side]))
     assert out["spec"]["containers"][0]["transferEnv"][0]["sourceContainerNameFrom"]["fieldRef"]["apiVersion"] == "v1"
+
+
+def _defaults_cases():
+    """Every field ``_apply_defaults`` sets, unset (missing, ``None``, falsy) and set, plus non-mapping values."""
+    def side(name, **fields):
+        return dict(name=name, image="reg.example/%s" % name, **fields)
+
+    falsy = [None, 0, "", {}]
+    containers = [
+        side("latest:latest", imagePullPolicy="", terminationMessagePath="", terminationMessagePolicy=None,
+             podInjectPolicy=None, upgradeStrategy={"upgradeType": ""}, shareVolumePolicy={"type": None},
+             ports=[{"containerPort": 1}, {"containerPort": 2, "protocol": "UDP"}, "x", {"protocol": ""}],
+             env=[{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "p"}}}, {"name": "B", "valueFrom": "x"},
+                  {"name": "C", "valueFrom": {"fieldRef": {"apiVersion": "v2"}}}, {"name": "D", "valueFrom": {"fieldRef": "x"}},
+                  "x", {"name": "E"}],
+             transferEnv=[{"sourceContainerNameFrom": {"fieldRef": {"fieldPath": "p"}}},
+                          {"sourceContainerNameFrom": {"fieldRef": {"apiVersion": ""}}},
+                          {"sourceContainerNameFrom": {"fieldRef": {"apiVersion": "v9"}}}, {"sourceContainerNameFrom": "x"}, 7],
+             resources=None,
+             livenessProbe={"httpGet": {"port": 1}, "timeoutSeconds": 0, "periodSeconds": None, "grpc": {"port": 2}},
+             readinessProbe={"httpGet": {"path": "", "scheme": None}, "successThreshold": 5, "failureThreshold": "",
+                             "grpc": {"service": None}},
+             startupProbe="x",
+             lifecycle={"postStart": {"httpGet": {"path": "/p", "scheme": "HTTPS"}}, "preStop": {"httpGet": "x"}}),
+        side("digest@sha256:0", imagePullPolicy="Never", terminationMessagePath="/t", terminationMessagePolicy="F",
+             podInjectPolicy="AfterAppContainer", upgradeStrategy="x", shareVolumePolicy="x",
+             resources={"limits": {"cpu": "1000m"}, "requests": "x"}, readinessProbe={"grpc": {"service": 0}}, livenessProbe={"grpc": {"service": "s"}},
+             lifecycle="x", ports="x", env="x"),
+        side("plain:1", upgradeStrategy=None, shareVolumePolicy=None, resources="x", livenessProbe=None),
+        "not-a-container",
+    ]
+    volumes = [{"name": "bare"}, {"name": "hp", "hostPath": {"path": "/"}}, {"name": "hp2", "hostPath": {"type": "Dir"}},
+               {"name": "hp3", "hostPath": {"type": 0}}]
+    volumes += [{"name": key, key: {}} for key in ("secret", "configMap", "downwardAPI", "projected")]
+    volumes += [{"name": "m", "secret": {"defaultMode": 0}}, {"name": "e", "emptyDir": None}, "x"]
+    cases = []
+    for value in falsy:
+        cases.append({"spec": {
+            "updateStrategy": {"type": value, "maxUnavailable": value, "partition": value},
+            "initContainers": [side("init", podInjectPolicy=value)], "containers": containers, "volumes": volumes,
+            "revisionHistoryLimit": value,
+            "patchPodMetadata": [{"patchPolicy": value}, {"patchPolicy": "Overwrite"}, "x"],
+            "injectionStrategy": {"revision": {"policy": value}},
+        }})
+    cases.append({"spec": {"updateStrategy": None, "initContainers": "x", "containers": None, "volumes": "x",
+                           "patchPodMetadata": "x", "injectionStrategy": {"revision": "x"}}})
+    cases.append({"spec": {"updateStrategy": "x", "injectionStrategy": "x"}})
+    return cases
+
+
+def test_apply_defaults_output_is_pinned():
+    """The defaulted objects, key order included, as recorded before ``_apply_defaults`` was table-driven."""
+    out = []
+    for case in _defaults_cases():
+        case = copy.deepcopy(case)  # the cases share their containers and volumes
+        ss_mod._apply_defaults(case)
+        out.append(case)
+    with open(fixture("apply-defaults.json")) as handle:
+        assert json.dumps(out) + "\n" == handle.read()
 
 
 # ---------------------------------------------------------------- validation
