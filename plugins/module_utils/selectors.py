@@ -62,10 +62,19 @@ def compile_label_selector(selector):
                 return False
         for key, operator, values in expressions:
             present = key in labels
-            if operator in ("In", "NotIn"):  # In: a listed value; NotIn: none (a missing label has none)
-                if (present and labels[key] in values) != (operator == "In"):
+            if operator == "In":
+                if not present or labels[key] not in values:
                     return False
-            elif operator not in ("Exists", "DoesNotExist") or present != (operator == "Exists"):
+            elif operator == "NotIn":
+                if present and labels[key] in values:
+                    return False
+            elif operator == "Exists":
+                if not present:
+                    return False
+            elif operator == "DoesNotExist":
+                if present:
+                    return False
+            else:
                 return False  # an unknown operator never matches
         return True
 
